@@ -1,0 +1,105 @@
+// The whole configuration as one immutable snapshot. load_config() parses and validates the TOML file
+// (SPEC "Config"); a reload builds a new snapshot and swaps it, sessions keep the one they started with.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gateway/config/network.hpp"
+#include "gateway/config/table.hpp"
+#include "gateway/config/units.hpp"
+
+namespace gw::config {
+
+enum class Role { inbound, submission };
+enum class ListenerTls { none, starttls, implicit };
+enum class UpstreamTls { none, starttls, required };
+enum class LogFormat { text, json };
+
+struct ServerConfig {
+  std::string hostname = "localhost";
+  std::uint32_t max_connections = 10000;
+  std::uint64_t max_message_size = 25ull * 1024 * 1024;
+  std::uint32_t max_recipients = 100;
+  Duration command_timeout = std::chrono::minutes(5);
+  Duration data_timeout = std::chrono::minutes(10);
+  Duration drain_timeout = std::chrono::seconds(30);
+  unsigned threads = 0;  // 0 = one per core
+};
+
+struct ListenerConfig {
+  Endpoint address;
+  Role role = Role::inbound;
+  ListenerTls tls = ListenerTls::none;
+  bool require_tls = false;
+  bool require_auth = false;
+  bool proxy_protocol = false;
+};
+
+struct TlsConfig {
+  std::string certificate;
+  std::string private_key;
+};
+
+struct AuthConfig {
+  std::string users_file;
+};
+
+struct UpstreamConfig {
+  std::vector<Endpoint> servers;
+  UpstreamTls tls = UpstreamTls::none;
+  bool xclient = false;
+  Duration connect_timeout = std::chrono::seconds(10);
+  Duration command_timeout = std::chrono::minutes(5);  // each reply but the one after the message
+  Duration data_timeout = std::chrono::minutes(10);    // the reply after the message
+  std::string helo;                                    // name we give in EHLO; default server.hostname
+};
+
+struct DnsConfig {
+  std::vector<Endpoint> nameservers;  // empty = /etc/resolv.conf
+  Duration timeout = std::chrono::seconds(5);
+};
+
+struct StoreConfig {
+  std::string backend = "embedded";
+  std::string path = "var/state";
+  std::string redis_url = "redis://127.0.0.1:6379/0";
+  std::uint64_t max_size = 256ull * 1024 * 1024;  // embedded: the map size
+};
+
+struct MetricsConfig {
+  std::string listen = "127.0.0.1:9025";
+};
+
+struct LogConfig {
+  LogFormat format = LogFormat::text;
+  std::string level = "info";
+};
+
+struct Config {
+  std::string path;
+  std::vector<std::string> pipeline;
+  ServerConfig server;
+  std::vector<ListenerConfig> listeners;
+  TlsConfig tls;
+  AuthConfig auth;
+  UpstreamConfig upstream;
+  DnsConfig dns;
+  std::vector<Network> trusted = {*Network::parse("127.0.0.0/8"), *Network::parse("::1/128")};
+  std::vector<std::string> relay_domains;
+  StoreConfig store;
+  MetricsConfig metrics;
+  LogConfig log;
+
+  // [plugins.NAME] for a plugin to read its own keys; an absent table when the file has none.
+  Table plugin_table(const std::string& name) const;
+
+  std::shared_ptr<const void> document;  // keeps the parsed toml::table alive for the Table views
+  Table root;
+};
+
+// Parses and validates `path`. Throws ConfigError("PATH:LINE:COL: message").
+std::shared_ptr<const Config> load_config(const std::string& path);
+
+}  // namespace gw::config

@@ -1,0 +1,61 @@
+#include "gateway/core/pipeline.hpp"
+
+#include "gateway/observe/metrics.hpp"
+
+namespace gw {
+
+std::shared_ptr<Pipeline> Pipeline::build(const config::Config& config, Services& services) {
+  auto p = std::make_shared<Pipeline>();
+  auto known = PluginRegistry::names();
+  auto list = [&] {
+    std::string s;
+    for (auto& n : known) s += (s.empty() ? "" : ", ") + n;
+    return s;
+  };
+  for (auto& name : config.pipeline) {
+    const PluginFactory* factory = PluginRegistry::find(name);
+    if (!factory) config.root.fail("pipeline", "unknown plugin \"" + name + "\" (known: " + list() + ")");
+    config::Table table = config.plugin_table(name);
+    PluginEnv env{config, table, services};
+    auto plugin = (*factory)(env);
+    unsigned st = plugin->stages();
+    p->stages_ |= st;
+    p->plugins_.push_back(Entry{name, std::move(plugin), st});
+  }
+  // A [plugins.X] table for a plugin that does not exist is a typo the admin wants to hear about.
+  auto plugins = config.root.table("plugins");
+  plugins.allow_only(known);
+  return p;
+}
+
+std::vector<std::string> Pipeline::names() const {
+  std::vector<std::string> out;
+  for (auto& e : plugins_) out.push_back(e.name);
+  return out;
+}
+
+Task<Verdict> Pipeline::run(Stage stage, Transaction& tx, std::string_view arg) const {
+  const unsigned bit = static_cast<unsigned>(stage);
+  if (!(stages_ & bit)) co_return Verdict::next();
+  for (auto& e : plugins_) {
+    if (!(e.stages & bit)) continue;
+    Verdict v;
+    switch (stage) {
+      case Stage::connect: v = co_await e.plugin->on_connect(tx); break;
+      case Stage::helo: v = co_await e.plugin->on_helo(tx, arg); break;
+      case Stage::mail: v = co_await e.plugin->on_mail(tx); break;
+      case Stage::rcpt: v = co_await e.plugin->on_rcpt(tx, std::string(arg)); break;
+      case Stage::data: v = co_await e.plugin->on_data(tx); break;
+    }
+    if (v.kind != Verdict::Kind::proceed) {
+      tx.verdicts.emplace_back(e.name, std::string(stage_name(stage)) + ":" + v.kind_name());
+      static auto& metrics = observe::Metrics::instance();
+      metrics.counter("smtpgw_plugin_verdicts_total", "Verdicts other than continue, by plugin",
+                      "plugin=\"" + e.name + "\",verdict=\"" + v.kind_name() + "\"").inc();
+    }
+    if (v.stops()) co_return v;
+  }
+  co_return Verdict::next();
+}
+
+}  // namespace gw

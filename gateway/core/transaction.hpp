@@ -1,0 +1,94 @@
+// Everything plugins may read about a client and its current transaction, and the effects they leave
+// on it (headers to prepend, Authentication-Results parts, facts for later plugins).
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/ip/address.hpp>
+
+#include "gateway/config/config.hpp"
+#include "gateway/core/message.hpp"
+
+namespace gw {
+
+struct ClientInfo {
+  boost::asio::ip::address address;
+  std::string ip;                   // textual address
+  std::uint16_t port = 0;
+  std::optional<std::string> rdns;  // PTR name without the trailing dot
+  bool rdns_tempfail = false;       // the PTR lookup failed temporarily
+};
+
+// Facts of the connection: set before and during the session, kept across transactions.
+struct Connection {
+  std::string id;                   // session id, shown in logs and Received
+  ClientInfo client;
+  config::Role role = config::Role::inbound;
+  std::string listener;             // listener address as configured
+  bool tls = false;
+  std::string tls_version;          // e.g. "TLSv1.3"
+  std::string tls_cipher;
+  std::string helo;                 // last HELO/EHLO argument
+  bool esmtp = false;               // EHLO (not HELO)
+  std::optional<std::string> auth_user;
+  bool trusted = false;             // client in [trusted] networks
+  bool outbound() const { return trusted || auth_user.has_value(); }
+};
+
+struct SpfFact {
+  std::string result;       // RFC 8601 word: pass fail softfail neutral none temperror permerror
+  std::string identity;     // "mailfrom" or "helo"
+  std::string domain;       // the checked domain
+  std::string explanation;  // for a fail, when the record has one
+};
+
+struct DkimFact {
+  std::string domain;
+  std::string selector;
+  std::string result;
+  std::string b;  // first 8 characters of the b= tag
+};
+
+struct Header {
+  std::string name;
+  std::string value;  // unfolded or already folded with CRLF WSP
+};
+
+struct Transaction {
+  Connection conn;
+
+  // envelope: addresses without angle brackets
+  std::string id;
+  bool has_sender = false;
+  std::string sender;
+  std::uint64_t declared_size = 0;  // SIZE=
+  bool smtputf8 = false;
+  std::string body_type;            // BODY= value, e.g. "8BITMIME"
+  std::vector<std::string> recipients;
+
+  Message message;
+  std::chrono::steady_clock::time_point started{};
+
+  // effects
+  std::vector<Header> prepend;                 // in order of addition; written above the message
+  std::vector<std::string> auth_results;       // "spf=pass smtp.mailfrom=x" parts of the one A-R header
+  std::optional<SpfFact> spf;
+  std::vector<DkimFact> dkim;
+  std::map<std::string, std::string> facts;    // free-form facts plugins leave for each other
+
+  // "plugin=verdict" pairs for the summary log line
+  std::vector<std::pair<std::string, std::string>> verdicts;
+
+  void add_header(std::string name, std::string value) { prepend.push_back({std::move(name), std::move(value)}); }
+  // The headers to write above the message, the Authentication-Results header (when any plugin left
+  // a part) first, then the others in order of addition. `authserv_id` is server.hostname.
+  std::vector<Header> final_headers(const std::string& authserv_id) const;
+  // Clears the envelope, message and effects; keeps the connection facts.
+  void reset();
+};
+
+}  // namespace gw

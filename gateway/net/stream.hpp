@@ -1,0 +1,66 @@
+// A TCP connection that may be upgraded to TLS in place (STARTTLS), with a small input buffer that
+// grows only as far as a caller allows. Used by both sides: the client session and the upstream client.
+// Errors come back as error_code (never exceptions), so every failure is a reply decision.
+#pragma once
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
+
+namespace gw::net {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using error_code = boost::system::error_code;
+
+class Stream {
+ public:
+  explicit Stream(tcp::socket socket);
+  ~Stream();
+
+  tcp::socket& socket() { return socket_; }
+  bool is_tls() const { return tls_ != nullptr; }
+  std::string tls_version() const;
+  std::string tls_cipher() const;
+
+  // Reads more bytes into the input buffer (at most `max_buffer` buffered in all).
+  // Returns the error; eof is asio::error::eof.
+  asio::awaitable<error_code> fill(std::size_t max_buffer);
+  // Buffered, unconsumed input.
+  std::string_view pending() const { return {buf_.data() + start_, end_ - start_}; }
+  void consume(std::size_t n);
+  void discard_pending() { start_ = end_ = 0; }
+  // Takes one line ending in LF out of the buffer, without its CRLF (or LF), when a whole one is
+  // there; `too_long` is set for a line longer than max (which is then consumed up to its end).
+  bool take_line(std::string_view& line, std::size_t max, bool& too_long);
+
+  asio::awaitable<error_code> write(std::string_view data);
+  asio::awaitable<error_code> write(const std::vector<asio::const_buffer>& buffers);
+
+  // TLS in place; the input buffer must be empty (plaintext after STARTTLS is discarded by callers).
+  asio::awaitable<error_code> handshake_server(asio::ssl::context& ctx);
+  asio::awaitable<error_code> handshake_client(asio::ssl::context& ctx);
+
+  void cancel();
+  void close();
+  // Drop the buffer's memory while idle (a long-lived idle connection keeps none).
+  void shrink();
+
+ private:
+  tcp::socket socket_;
+  std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;
+  std::vector<char> buf_;
+  std::size_t start_ = 0;
+  std::size_t end_ = 0;
+  std::size_t scan_ = 0;  // bytes from start_ already known to hold no LF
+  bool discarding_ = false;  // inside an over-long line
+};
+
+}  // namespace gw::net

@@ -1,0 +1,95 @@
+#include "gateway/smtp/data_reader.hpp"
+
+namespace gw::smtp {
+
+DataReader::DataReader(std::string& out, std::uint64_t max_size, std::size_t max_line)
+    : out_(out), max_size_(max_size), max_line_(max_line) {}
+
+void DataReader::put(const char* p, std::size_t n) {
+  line_len_ += n;
+  if (line_len_ > max_line_) line_too_long_ = true;
+  total_ += n;
+  if (total_ > max_size_) too_big_ = true;
+  if (!too_big_ && !line_too_long_) out_.append(p, n);
+}
+
+void DataReader::newline(bool real) {
+  if (!real) ++normalised_;
+  line_len_ = 0;
+  total_ += 2;
+  if (total_ > max_size_) too_big_ = true;
+  if (!too_big_ && !line_too_long_) out_.append("\r\n", 2);
+  at_line_start_ = true;
+  line_start_real_ = real;
+}
+
+std::size_t DataReader::feed(const char* p, std::size_t n) {
+  const char* const begin = p;
+  const char* const end = p + n;
+  while (p < end && !done_) {
+    const char c = *p;
+    if (pending_cr_) {
+      pending_cr_ = false;
+      if (c == '\n') {
+        ++p;
+        if (dot_pending_) {
+          dot_pending_ = false;
+          if (line_start_real_) {  // CRLF . CRLF
+            done_ = true;
+            break;
+          }
+          put(".", 1);  // "." line after a bare line end: content
+        }
+        newline(true);
+        continue;
+      }
+      // bare CR: a line end of its own; c is handled below as the next line's first byte
+      if (dot_pending_) {
+        dot_pending_ = false;
+        put(".", 1);
+      }
+      newline(false);
+    }
+    if (dot_pending_) {
+      if (c == '\r') {
+        pending_cr_ = true;
+        ++p;
+        continue;
+      }
+      dot_pending_ = false;
+      if (c == '\n') {
+        put(".", 1);
+        newline(false);
+        ++p;
+        continue;
+      }
+      // a transparency dot: dropped, the line goes on with c
+    }
+    if (at_line_start_) {
+      at_line_start_ = false;
+      if (c == '.') {
+        dot_pending_ = true;
+        ++p;
+        continue;
+      }
+    }
+    if (c == '\r') {
+      pending_cr_ = true;
+      ++p;
+      continue;
+    }
+    if (c == '\n') {
+      newline(false);
+      ++p;
+      continue;
+    }
+    // A run of ordinary bytes up to the next CR or LF, copied at once.
+    const char* q = p;
+    while (q < end && *q != '\r' && *q != '\n') ++q;
+    put(p, static_cast<std::size_t>(q - p));
+    p = q;
+  }
+  return static_cast<std::size_t>(p - begin);
+}
+
+}  // namespace gw::smtp

@@ -1,0 +1,629 @@
+#include "gateway/smtp/session.hpp"
+
+#include <ctime>
+#include <random>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+
+#include "gateway/observe/log.hpp"
+#include "gateway/observe/metrics.hpp"
+#include "gateway/smtp/data_reader.hpp"
+#include "gateway/smtp/auth.hpp"
+#include "gateway/smtp/edge.hpp"
+
+namespace gw::smtp {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using net::Reply;
+
+namespace {
+constexpr std::size_t kMaxCommandLine = 1000;   // octets with CRLF (SPEC: longer -> 500 5.5.2)
+constexpr std::size_t kMaxCommandBuffer = 64 * 1024;
+constexpr std::size_t kMaxDataBuffer = 256 * 1024;
+constexpr unsigned kMaxErrors = 20;
+
+std::string random_id() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static const char* hex = "0123456789ABCDEF";
+  std::uint64_t v = rng();
+  std::string s(12, '0');
+  for (auto& c : s) {
+    c = hex[v & 15];
+    v >>= 4;
+  }
+  return s;
+}
+
+std::string rfc5322_date() {
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+  return buf;
+}
+
+std::string join(const std::vector<std::string>& v, const char* sep) {
+  std::string out;
+  for (auto& s : v) {
+    if (!out.empty()) out += sep;
+    out += s;
+  }
+  return out;
+}
+}  // namespace
+
+Session::Session(tcp::socket socket, const config::ListenerConfig& listener, ServerState& server)
+    : rt_(server.runtime()),
+      cfg_(*rt_->config),
+      listener_(listener),
+      server_(server),
+      stream_(std::move(socket)),
+      deadline_(stream_.socket().get_executor()) {}
+
+Session::~Session() {
+  deadline_.stop();
+  if (counted_) {
+    server_.connections.fetch_sub(1);
+    observe::CoreMetrics::get().connections_open.add(-1);
+  }
+  server_.remove(this);
+}
+
+void Session::reply(int code, std::string_view enhanced, std::string_view text) {
+  out_ += std::to_string(code);
+  out_ += ' ';
+  if (!enhanced.empty()) {
+    out_ += enhanced;
+    out_ += ' ';
+  }
+  out_ += text;
+  out_ += "\r\n";
+  observe::CoreMetrics::get().reply(code);
+}
+
+void Session::reply(const Reply& r, std::string_view default_enhanced) {
+  std::string_view enh = default_enhanced;
+  std::string fallback;
+  if (r.code / 100 != (default_enhanced.empty() ? 0 : default_enhanced[0] - '0')) {
+    fallback = std::to_string(r.code / 100) + ".0.0";
+    enh = fallback;
+  }
+  r.append_to(out_, enh);
+  observe::CoreMetrics::get().reply(r.code);
+}
+
+void Session::reply_verdict(const Verdict& v) {
+  int code = v.code;
+  std::string enh = v.enhanced;
+  if (v.kind == Verdict::Kind::reject && (code < 500 || code > 599)) code = 550;
+  if (v.kind == Verdict::Kind::tempfail && (code < 400 || code > 499)) code = 451;
+  if (enh.empty() || enh[0] - '0' != code / 100) enh = std::to_string(code / 100) + ".7.1";
+  reply(code, enh, v.text.empty() ? (code >= 500 ? "Rejected by policy" : "Try again later") : v.text);
+}
+
+void Session::error_reply(int code, std::string_view enhanced, std::string_view text) {
+  reply(code, enhanced, text);
+  if (++errors_ >= kMaxErrors) close_with(421, "4.7.0", cfg_.server.hostname + " Error: too many errors");
+}
+
+void Session::close_with(int code, std::string_view enhanced, std::string_view text) {
+  reply(code, enhanced, text);
+  phase_ = Phase::closing;
+}
+
+asio::awaitable<bool> Session::flush() {
+  if (out_.empty()) co_return true;
+  auto ec = co_await stream_.write(out_);
+  out_.clear();
+  if (out_.capacity() > 4096) std::string().swap(out_);
+  co_return !ec;
+}
+
+asio::awaitable<bool> Session::read_command(std::string& line, bool& too_long) {
+  deadline_.expires_after(cfg_.server.command_timeout);
+  for (;;) {
+    std::string_view view;
+    if (stream_.take_line(view, kMaxCommandLine, too_long)) {
+      line.assign(view);
+      co_return true;
+    }
+    if (!co_await flush()) co_return false;
+    if (drain_requested_ && tx_.recipients.empty() && phase_ != Phase::mail) {
+      close_with(421, "4.3.2", cfg_.server.hostname + " Service shutting down, try again later");
+      co_return false;
+    }
+    idle_ = phase_ != Phase::mail;
+    if (idle_) stream_.shrink();
+    auto ec = co_await stream_.fill(kMaxCommandBuffer);
+    idle_ = false;
+    if (ec) {
+      if (deadline_.expired()) {
+        log::info("timeout", {{"session", tx_.conn.id}, {"client", tx_.conn.client.ip}, {"phase", "command"}});
+        close_with(421, "4.4.2", cfg_.server.hostname + " Error: timeout exceeded");
+      } else if (drain_requested_ && ec == asio::error::operation_aborted) {
+        close_with(421, "4.3.2", cfg_.server.hostname + " Service shutting down, try again later");
+      }
+      co_return false;
+    }
+  }
+}
+
+asio::awaitable<bool> Session::start() {
+  auto& conn = tx_.conn;
+  conn.id = random_id();
+  conn.role = listener_.role;
+  conn.listener = listener_.address.to_string();
+  boost::system::error_code ec;
+  auto peer = stream_.socket().remote_endpoint(ec);
+  if (ec) co_return false;
+  stream_.socket().set_option(tcp::no_delay(true), ec);
+  conn.client.address = config::unmap(peer.address());
+  conn.client.ip = conn.client.address.to_string();
+  conn.client.port = peer.port();
+
+  // Extensions (PROXY header, implicit TLS, reverse DNS) may replace the client facts or refuse.
+  if (!co_await edge::before_greeting(stream_, deadline_, listener_, cfg_, server_, conn))
+    co_return false;
+
+  for (auto& n : cfg_.trusted)
+    if (n.contains(conn.client.address)) conn.trusted = true;
+
+  log::info("connect", {{"session", conn.id}, {"client", conn.client.ip}, {"port", conn.client.port},
+                        {"listener", conn.listener}, {"trusted", conn.trusted ? "yes" : "no"}});
+
+  Verdict v = co_await rt_->pipeline->run(Stage::connect, tx_);
+  if (v.kind == Verdict::Kind::tempfail) {
+    int code = v.code >= 400 && v.code < 500 ? 421 : 421;
+    reply(code, v.enhanced.empty() || v.enhanced[0] != '4' ? "4.7.0" : v.enhanced,
+          v.text.empty() ? cfg_.server.hostname + " Service not available, try again later" : v.text);
+    co_await flush();
+    co_return false;
+  }
+  if (v.kind == Verdict::Kind::reject) {
+    connect_rejected_ = true;
+    reply(554, v.enhanced.empty() || v.enhanced[0] != '5' ? "5.7.1" : v.enhanced,
+          v.text.empty() ? cfg_.server.hostname + " Connection refused" : v.text);
+    co_return true;
+  }
+  reply(220, "", cfg_.server.hostname + " ESMTP smtp-gateway");
+  co_return true;
+}
+
+asio::awaitable<void> Session::run() {
+  auto self = shared_from_this();
+  deadline_.start([this] { stream_.cancel(); });
+  const auto max = cfg_.server.max_connections;
+  if (server_.connections.fetch_add(1) >= max) {
+    server_.connections.fetch_sub(1);
+    observe::CoreMetrics::get().connections_refused.inc();
+    log::warn("connection_refused", {{"reason", "max_connections"}, {"limit", max}});
+    deadline_.expires_after(std::chrono::seconds(10));
+    co_await stream_.write(std::string_view("421 4.7.0 Too many connections, try again later\r\n"));
+    stream_.close();
+    co_return;
+  }
+  counted_ = true;
+  observe::CoreMetrics::get().connections_open.add(1);
+  observe::CoreMetrics::get().connections_total.inc();
+  {
+    auto weak = weak_from_this();
+    auto ex = stream_.socket().get_executor();
+    server_.add(this, [weak, ex] {
+      asio::post(ex, [weak] {
+        if (auto s = weak.lock()) {
+          s->drain_requested_ = true;
+          if (s->idle_) s->stream_.cancel();
+        }
+      });
+    });
+  }
+  if (server_.draining) drain_requested_ = true;
+
+  if (co_await start()) {
+    std::string line;
+    while (phase_ != Phase::closing) {
+      bool too_long = false;
+      if (!co_await read_command(line, too_long)) break;
+      if (too_long) {
+        error_reply(500, "5.5.2", "Line too long");
+        continue;
+      }
+      co_await dispatch(parse_command(line));
+    }
+  }
+  // Leaving mid-transaction (QUIT, timeout, lost client): the upstream hears RSET/QUIT, never DATA.
+  if (phase_ == Phase::mail || tx_.has_sender) co_await end_transaction("aborted", "");
+  deadline_.expires_after(std::chrono::seconds(10));
+  co_await flush();
+  if (upstream_) co_await upstream_->quit();
+  deadline_.stop();
+  stream_.close();
+  log::debug("disconnect", {{"session", tx_.conn.id}, {"client", tx_.conn.client.ip}});
+}
+
+asio::awaitable<void> Session::dispatch(const Command& cmd) {
+  if (connect_rejected_ && cmd.verb != Verb::quit) {
+    error_reply(503, "5.5.1", "Bad sequence of commands");
+    co_return;
+  }
+  switch (cmd.verb) {
+    case Verb::helo: co_await on_helo(cmd, false); break;
+    case Verb::ehlo: co_await on_helo(cmd, true); break;
+    case Verb::mail: co_await on_mail(cmd); break;
+    case Verb::rcpt: co_await on_rcpt(cmd); break;
+    case Verb::data:
+      if (!cmd.arg.empty()) error_reply(501, "5.5.4", "Syntax: DATA");
+      else co_await on_data();
+      break;
+    case Verb::rset:
+      if (!cmd.arg.empty()) error_reply(501, "5.5.4", "Syntax: RSET");
+      else co_await on_rset();
+      break;
+    case Verb::noop: reply(250, "2.0.0", "Ok"); break;
+    case Verb::quit:
+      close_with(221, "2.0.0", cfg_.server.hostname + " Bye");
+      break;
+    case Verb::vrfy:
+      if (cmd.arg.empty()) error_reply(501, "5.5.4", "Syntax: VRFY address");
+      else reply(252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery");
+      break;
+    case Verb::expn: error_reply(502, "5.5.1", "EXPN not available"); break;
+    case Verb::help: reply(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP"); break;
+    case Verb::starttls: co_await on_starttls(); break;
+    case Verb::auth: co_await on_auth(cmd); break;
+    case Verb::bdat: error_reply(502, "5.5.1", "BDAT not available (no CHUNKING)"); break;
+    case Verb::unknown: error_reply(500, "5.5.1", "Unknown command"); break;
+  }
+}
+
+asio::awaitable<void> Session::on_helo(const Command& cmd, bool extended) {
+  std::string_view name = cmd.arg;
+  while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
+  if (!valid_helo(name)) {
+    error_reply(501, "5.5.4", extended ? "Syntax: EHLO hostname" : "Syntax: HELO hostname");
+    co_return;
+  }
+  Verdict v = co_await rt_->pipeline->run(Stage::helo, tx_, name);
+  if (v.refuses()) {
+    reply_verdict(v);
+    co_return;
+  }
+  if (phase_ == Phase::mail) co_await end_transaction("aborted", "");  // EHLO resets (RFC 5321 §4.1.4)
+  tx_.conn.helo = std::string(name);
+  tx_.conn.esmtp = extended;
+  phase_ = Phase::greeted;
+  if (!extended) {
+    reply(250, "", cfg_.server.hostname);
+    co_return;
+  }
+  std::string r = "250-" + cfg_.server.hostname + "\r\n250-PIPELINING\r\n250-SIZE " +
+                  std::to_string(cfg_.server.max_message_size) + "\r\n";
+  if (listener_.tls == config::ListenerTls::starttls && !tx_.conn.tls) r += "250-STARTTLS\r\n";
+  r += auth::advertisement(listener_, cfg_, tx_.conn);
+  r += "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250 SMTPUTF8\r\n";
+  out_ += r;
+  observe::CoreMetrics::get().reply(250);
+}
+
+asio::awaitable<void> Session::on_mail(const Command& cmd) {
+  if (phase_ == Phase::fresh) co_return error_reply(503, "5.5.1", "Error: send HELO/EHLO first");
+  if (phase_ == Phase::mail) co_return error_reply(503, "5.5.1", "Error: nested MAIL command");
+  if (cmd.bad_form) co_return error_reply(501, "5.5.4", "Syntax: MAIL FROM:<address>");
+  if (listener_.require_tls && !tx_.conn.tls) co_return error_reply(530, "5.7.0", "Must issue a STARTTLS command first");
+  if (listener_.require_auth && !tx_.conn.auth_user) co_return error_reply(530, "5.7.0", "Authentication required");
+  auto parsed = parse_path(cmd.arg, true);
+  if (!parsed.path) co_return error_reply(501, "5.5.4", "Syntax: MAIL FROM:<address> (" + parsed.error + ")");
+  Path& path = *parsed.path;
+  tx_.reset();
+  bool smtputf8 = false;
+  for (auto& p : path.params) {
+    if (p.keyword == "SIZE") {
+      std::uint64_t n = 0;
+      bool ok = !p.value.empty() && p.value.size() <= 20;
+      for (char c : p.value) {
+        if (c < '0' || c > '9') ok = false;
+        else n = n * 10 + static_cast<std::uint64_t>(c - '0');
+      }
+      if (!ok) co_return error_reply(501, "5.5.4", "Bad SIZE parameter");
+      if (n > cfg_.server.max_message_size) co_return error_reply(552, "5.3.4", "Message size exceeds fixed limit");
+      tx_.declared_size = n;
+    } else if (p.keyword == "BODY") {
+      std::string v = p.value;
+      for (auto& c : v) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      if (v != "7BIT" && v != "8BITMIME") co_return error_reply(501, "5.5.4", "Bad BODY parameter");
+      tx_.body_type = v;
+    } else if (p.keyword == "SMTPUTF8" && p.value.empty()) {
+      smtputf8 = true;
+    } else {
+      co_return error_reply(555, "5.5.4", "Unsupported parameter " + p.keyword);
+    }
+  }
+  if (path.utf8 && !smtputf8) co_return error_reply(553, "5.6.7", "Non-ASCII address requires SMTPUTF8");
+  tx_.smtputf8 = smtputf8;
+  tx_.sender = path.address;
+  tx_.has_sender = true;
+  tx_.id = random_id();
+  tx_.started = std::chrono::steady_clock::now();
+  rcpt_attempts_ = 0;
+
+  Verdict v = co_await rt_->pipeline->run(Stage::mail, tx_);
+  if (v.refuses()) {
+    reply_verdict(v);
+    co_await end_transaction(v.kind == Verdict::Kind::reject ? "rejected" : "tempfailed", "");
+    co_return;
+  }
+  if (!upstream_) {
+    auto tls = server_.client_tls();
+    upstream_ = std::make_unique<upstream::UpstreamClient>(stream_.socket().get_executor(), cfg_, tls.get());
+  }
+  if (!upstream_->connected()) {
+    Reply r = co_await upstream_->open(tx_.conn);
+    if (r.code != 250) {
+      reply(r, "4.4.1");
+      co_await end_transaction("tempfailed", r.summary());
+      co_return;
+    }
+  }
+  if (tx_.smtputf8 && !upstream_->caps().smtputf8) {
+    error_reply(553, "5.6.7", "SMTPUTF8 is not supported by the upstream");
+    co_await end_transaction("rejected", "");
+    co_return;
+  }
+  Reply r = co_await upstream_->mail(tx_);
+  reply(r, r.positive() ? "2.1.0" : "");
+  if (r.code != 250) {
+    co_await end_transaction(r.permanent() ? "rejected" : "tempfailed", r.summary());
+    co_return;
+  }
+  phase_ = Phase::mail;
+}
+
+bool Session::relay_allowed(const Path& rcpt) const {
+  const auto& domains = cfg_.relay_domains;
+  if (domains.empty() || tx_.conn.outbound()) return true;
+  if (rcpt.domain.empty()) return true;  // <postmaster>
+  // Source routes and %-hack / bang paths could make the upstream relay elsewhere: never from outside.
+  if (!rcpt.source_route.empty()) return false;
+  if (rcpt.local_part.find_first_of("%!") != std::string::npos && rcpt.local_part.front() != '"') return false;
+  if (rcpt.local_part.front() == '"' && rcpt.local_part.find_first_of("%!@") != std::string::npos) return false;
+  for (auto& d : domains) {
+    if (d.front() == '.') {
+      if (rcpt.domain.size() > d.size() && rcpt.domain.compare(rcpt.domain.size() - d.size(), d.size(), d) == 0)
+        return true;
+    } else if (rcpt.domain == d) {
+      return true;
+    }
+  }
+  return false;
+}
+
+asio::awaitable<void> Session::on_rcpt(const Command& cmd) {
+  if (phase_ != Phase::mail) co_return error_reply(503, "5.5.1", "Error: need MAIL command");
+  if (cmd.bad_form) co_return error_reply(501, "5.5.4", "Syntax: RCPT TO:<address>");
+  auto parsed = parse_path(cmd.arg, false);
+  if (!parsed.path) co_return error_reply(501, "5.5.4", "Syntax: RCPT TO:<address> (" + parsed.error + ")");
+  Path& path = *parsed.path;
+  ++rcpt_attempts_;
+  if (!path.params.empty()) co_return error_reply(555, "5.5.4", "Unsupported parameter " + path.params.front().keyword);
+  if (path.utf8 && !tx_.smtputf8) co_return error_reply(553, "5.6.7", "Non-ASCII address requires SMTPUTF8");
+  if (tx_.recipients.size() >= cfg_.server.max_recipients) {
+    reply(452, "4.5.3", "Error: too many recipients");
+    co_return;
+  }
+  std::string address = path.source_route.empty() ? path.address : path.source_route + ":" + path.address;
+  if (!relay_allowed(path)) {
+    log::info("relay_denied", {{"session", tx_.conn.id}, {"client", tx_.conn.client.ip}, {"rcpt", address}});
+    error_reply(554, "5.7.1", "<" + address + ">: Relay access denied");
+    co_return;
+  }
+  Verdict v = co_await rt_->pipeline->run(Stage::rcpt, tx_, address);
+  if (v.refuses()) {
+    reply_verdict(v);
+    co_return;
+  }
+  Reply r = co_await upstream_->rcpt(address);
+  reply(r, r.positive() ? "2.1.5" : "");
+  if (r.code == 250 || r.code == 251) tx_.recipients.push_back(std::move(address));
+}
+
+std::string Session::received_header() const {
+  const auto& c = tx_.conn;
+  std::string with = tx_.smtputf8 ? "UTF8SMTP" : (c.esmtp ? "ESMTP" : "SMTP");
+  if (c.tls) with += "S";
+  if (c.auth_user) with += "A";
+  std::string v = "from " + (c.helo.empty() ? std::string("unknown") : c.helo) + " (" +
+                  (c.client.rdns ? *c.client.rdns : std::string("unknown")) + " [" + c.client.ip + "])\r\n\tby " +
+                  cfg_.server.hostname + " (smtp-gateway) with " + with + " id " + tx_.id;
+  if (tx_.recipients.size() == 1) v += "\r\n\tfor <" + tx_.recipients.front() + ">";
+  v += "; " + rfc5322_date();
+  return v;
+}
+
+asio::awaitable<void> Session::on_data() {
+  if (phase_ != Phase::mail) co_return error_reply(503, "5.5.1", "Error: need MAIL command");
+  if (tx_.recipients.empty()) {
+    if (rcpt_attempts_ > 0) co_return error_reply(554, "5.5.1", "Error: no valid recipients");
+    co_return error_reply(503, "5.5.1", "Error: need RCPT command");
+  }
+  if (!upstream_ || !upstream_->connected()) {
+    reply(451, "4.4.2", "Upstream connection lost, try again later");
+    co_await end_transaction("tempfailed", "");
+    co_return;
+  }
+  reply(354, "", "End data with <CR><LF>.<CR><LF>");
+  deadline_.expires_after(cfg_.server.data_timeout);
+  std::string& buf = tx_.message.buffer();
+  const auto max = cfg_.server.max_message_size;
+  if (tx_.declared_size) buf.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(tx_.declared_size + 1024, max)));
+  DataReader reader(buf, max);
+  for (;;) {
+    auto pending = stream_.pending();
+    if (!pending.empty()) {
+      std::size_t used = reader.feed(pending.data(), pending.size());
+      stream_.consume(used);
+      if (reader.done()) break;
+    }
+    if (!co_await flush()) {
+      phase_ = Phase::closing;
+      co_return;
+    }
+    auto ec = co_await stream_.fill(kMaxDataBuffer);
+    if (ec) {
+      if (deadline_.expired()) {
+        log::info("timeout", {{"session", tx_.conn.id}, {"client", tx_.conn.client.ip}, {"phase", "data"}});
+        close_with(421, "4.4.2", cfg_.server.hostname + " Error: timeout exceeded");
+      } else {
+        phase_ = Phase::closing;
+      }
+      co_return;  // the transaction is aborted by run(): the upstream never sees the partial message
+    }
+  }
+  if (reader.normalised())
+    log::info("bare_line_ends_normalised", {{"session", tx_.conn.id}, {"count", reader.normalised()}});
+  if (reader.too_big()) {
+    error_reply(552, "5.3.4", "Error: message too big");
+    co_await end_transaction("rejected", "");
+    co_return;
+  }
+  if (reader.line_too_long()) {
+    error_reply(500, "5.5.2", "Error: message line longer than 998 octets");
+    co_await end_transaction("rejected", "");
+    co_return;
+  }
+
+  Verdict v = co_await rt_->pipeline->run(Stage::data, tx_);
+  if (v.refuses()) {
+    reply_verdict(v);
+    co_await end_transaction(v.kind == Verdict::Kind::reject ? "rejected" : "tempfailed", "");
+    co_return;
+  }
+  std::string top;
+  if (!upstream_->xclient_done()) top = "Received: " + received_header() + "\r\n";
+  for (auto& h : tx_.final_headers(cfg_.server.hostname)) {
+    top += h.name;
+    top += ": ";
+    top += h.value;
+    top += "\r\n";
+  }
+  deadline_.never();  // the upstream's own timeouts bound the wait from here
+  Reply r = co_await upstream_->data(tx_, top);
+  reply(r, r.code == 250 ? "2.0.0" : "");
+  co_await end_transaction(r.code == 250 ? "delivered" : (r.permanent() ? "rejected" : "tempfailed"), r.summary());
+}
+
+asio::awaitable<void> Session::on_rset() {
+  if (phase_ == Phase::mail || tx_.has_sender) co_await end_transaction("aborted", "");
+  reply(250, "2.0.0", "Ok");
+}
+
+asio::awaitable<void> Session::on_starttls() {
+  if (listener_.tls != config::ListenerTls::starttls || tx_.conn.tls) co_return error_reply(502, "5.5.1", "STARTTLS not available");
+  if (phase_ == Phase::mail) co_return error_reply(503, "5.5.1", "Error: STARTTLS inside a transaction");
+  auto ctx = server_.server_tls();
+  if (!ctx) co_return error_reply(454, "4.7.0", "TLS not available due to temporary reason");
+  reply(220, "2.0.0", "Ready to start TLS");
+  if (!co_await flush()) {
+    phase_ = Phase::closing;
+    co_return;
+  }
+  // Anything the client pipelined after STARTTLS was sent in plaintext: it is dropped, never run
+  // after the handshake (CVE-2011-0411).
+  stream_.discard_pending();
+  auto ec = co_await stream_.handshake_server(*ctx);
+  if (ec) {
+    log::warn("tls_handshake_failed", {{"session", tx_.conn.id}, {"client", tx_.conn.client.ip}, {"error", ec.message()}});
+    observe::Metrics::instance().counter("smtpgw_tls_handshakes_total", "TLS handshakes by result", R"(result="failed")").inc();
+    phase_ = Phase::closing;
+    co_return;
+  }
+  observe::Metrics::instance().counter("smtpgw_tls_handshakes_total", "TLS handshakes by result", R"(result="ok")").inc();
+  tx_.conn.tls = true;
+  tx_.conn.tls_version = stream_.tls_version();
+  tx_.conn.tls_cipher = stream_.tls_cipher();
+  tx_.conn.helo.clear();
+  phase_ = Phase::fresh;
+  tx_.reset();
+}
+
+asio::awaitable<void> Session::on_auth(const Command& cmd) {
+  if (phase_ == Phase::fresh) co_return error_reply(503, "5.5.1", "Error: send EHLO first");
+  if (phase_ == Phase::mail) co_return error_reply(503, "5.5.1", "Error: AUTH not allowed during a transaction");
+  auth::Outcome r = co_await auth::run(cmd.arg, stream_, deadline_, listener_, cfg_, tx_.conn);
+  out_ += r.reply;
+  if (!r.ok) ++errors_;
+  if (r.close) phase_ = Phase::closing;
+}
+
+asio::awaitable<void> Session::end_transaction(const std::string& outcome, const std::string& upstream_reply) {
+  auto& m = observe::CoreMetrics::get();
+  if (outcome == "delivered") m.tx_delivered.inc();
+  else if (outcome == "rejected") m.tx_rejected.inc();
+  else if (outcome == "tempfailed") m.tx_tempfailed.inc();
+  else m.tx_aborted.inc();
+  if (outcome != "delivered" && upstream_) co_await upstream_->rset();
+  std::string verdicts;
+  for (auto& [plugin, v] : tx_.verdicts) verdicts += (verdicts.empty() ? "" : ",") + plugin + "=" + v;
+  auto ms = tx_.started.time_since_epoch().count()
+                ? std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - tx_.started).count()
+                : 0;
+  log::info("transaction", {{"session", tx_.conn.id},
+                            {"id", tx_.id},
+                            {"client", tx_.conn.client.ip},
+                            {"helo", tx_.conn.helo},
+                            {"sender", tx_.sender},
+                            {"recipients", join(tx_.recipients, ",")},
+                            {"size", tx_.message.size()},
+                            {"verdicts", verdicts},
+                            {"upstream", upstream_reply},
+                            {"outcome", outcome},
+                            {"duration_ms", ms}});
+  tx_.reset();
+  rcpt_attempts_ = 0;
+  if (phase_ == Phase::mail) phase_ = Phase::greeted;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+Listener::Listener(asio::any_io_executor ex, const config::ListenerConfig& cfg, ServerState& server, ContextPicker pick)
+    : acceptor_(ex), cfg_(cfg), server_(server), pick_(std::move(pick)) {
+  boost::system::error_code ec;
+  auto addr = asio::ip::make_address(cfg.address.host, ec);
+  if (ec) throw std::runtime_error("listener " + cfg.address.to_string() + ": not an IP address");
+  tcp::endpoint ep(addr, cfg.address.port);
+  acceptor_.open(ep.protocol());
+  acceptor_.set_option(tcp::acceptor::reuse_address(true));
+  if (ep.address().is_v6()) acceptor_.set_option(asio::ip::v6_only(true), ec);
+  acceptor_.bind(ep);
+  acceptor_.listen(1024);
+}
+
+void Listener::stop() {
+  boost::system::error_code ec;
+  acceptor_.close(ec);
+}
+
+asio::awaitable<void> Listener::run() {
+  for (;;) {
+    auto ex = pick_();
+    auto [ec, socket] = co_await acceptor_.async_accept(ex, asio::as_tuple(asio::use_awaitable));
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+      log::warn("accept_failed", {{"listener", cfg_.address.to_string()}, {"error", ec.message()}});
+      asio::steady_timer t(acceptor_.get_executor());  // e.g. EMFILE: back off instead of spinning
+      t.expires_after(std::chrono::milliseconds(50));
+      co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+      continue;
+    }
+    auto session = std::make_shared<Session>(std::move(socket), cfg_, server_);
+    asio::co_spawn(ex, [session]() -> asio::awaitable<void> { co_await session->run(); }, asio::detached);
+  }
+}
+
+}  // namespace gw::smtp

@@ -1,0 +1,90 @@
+// One client connection, as one coroutine that reads like RFC 5321 §4.1.4: greeting, then commands
+// until QUIT. "What happens at RCPT" is Session::on_rcpt, and so on for every command.
+//
+// Replies are queued and written when the client's input runs dry, so a pipelined group (RFC 2920)
+// costs one write. Every path ends in a reply: our own limits and syntax, a plugin's verdict, or the
+// upstream's reply (see UpstreamClient). Nothing answers 250 to a message but the upstream's 250.
+#pragma once
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "gateway/core/pipeline.hpp"
+#include "gateway/net/deadline.hpp"
+#include "gateway/net/reply.hpp"
+#include "gateway/net/stream.hpp"
+#include "gateway/smtp/parser.hpp"
+#include "gateway/smtp/server_state.hpp"
+#include "gateway/upstream/upstream_client.hpp"
+
+namespace gw::smtp {
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(boost::asio::ip::tcp::socket socket, const config::ListenerConfig& listener, ServerState& server);
+  ~Session();
+  boost::asio::awaitable<void> run();
+
+ private:
+  enum class Phase { fresh, greeted, mail, closing };
+
+  boost::asio::awaitable<bool> start();          // PROXY header, implicit TLS, connect stage, banner
+  boost::asio::awaitable<bool> read_command(std::string& line, bool& too_long);
+  boost::asio::awaitable<void> dispatch(const Command& cmd);
+  boost::asio::awaitable<void> on_helo(const Command& cmd, bool extended);
+  boost::asio::awaitable<void> on_mail(const Command& cmd);
+  boost::asio::awaitable<void> on_rcpt(const Command& cmd);
+  boost::asio::awaitable<void> on_data();
+  boost::asio::awaitable<void> on_rset();
+  boost::asio::awaitable<void> on_starttls();
+  boost::asio::awaitable<void> on_auth(const Command& cmd);
+  boost::asio::awaitable<bool> flush();
+  boost::asio::awaitable<void> end_transaction(const std::string& outcome, const std::string& upstream_reply);
+
+  void reply(int code, std::string_view enhanced, std::string_view text);
+  void reply(const net::Reply& r, std::string_view default_enhanced);
+  void reply_verdict(const Verdict& v);
+  void error_reply(int code, std::string_view enhanced, std::string_view text);  // counts toward the error limit
+  bool relay_allowed(const Path& rcpt) const;
+  std::string received_header() const;
+  void close_with(int code, std::string_view enhanced, std::string_view text);
+
+  std::shared_ptr<const Runtime> rt_;
+  const config::Config& cfg_;
+  const config::ListenerConfig listener_;
+  ServerState& server_;
+  net::Stream stream_;
+  net::Deadline deadline_;
+  std::unique_ptr<upstream::UpstreamClient> upstream_;
+  Transaction tx_;
+  Phase phase_ = Phase::fresh;
+  std::string out_;
+  unsigned errors_ = 0;
+  unsigned rcpt_attempts_ = 0;
+  bool connect_rejected_ = false;  // on_connect said reject: 503 to everything but QUIT
+  bool drain_requested_ = false;
+  bool idle_ = false;              // waiting for a command outside a transaction
+  bool counted_ = false;
+};
+
+// Accepts on one listener and starts a Session per connection on the next io_context.
+class Listener {
+ public:
+  using ContextPicker = std::function<boost::asio::any_io_executor()>;
+  Listener(boost::asio::any_io_executor ex, const config::ListenerConfig& cfg, ServerState& server, ContextPicker pick);
+  boost::asio::awaitable<void> run();
+  void stop();
+  boost::asio::ip::tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
+
+ private:
+  boost::asio::ip::tcp::acceptor acceptor_;
+  config::ListenerConfig cfg_;
+  ServerState& server_;
+  ContextPicker pick_;
+};
+
+}  // namespace gw::smtp

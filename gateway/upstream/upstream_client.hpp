@@ -1,0 +1,83 @@
+// The SMTP client side of one client session: one connection to the upstream MTA, opened at the first
+// MAIL and kept for the session's later transactions (RSET between them).
+//
+// Guarantees: every method returns a Reply for the client. A reply the upstream really sent is passed
+// through; anything else (no server reachable, timeout, connection lost, a reply that does not fit the
+// stage, garbage) becomes a 4xx of our own and the connection is dropped, so a success the client sees
+// is always the upstream's own success for that command.
+#pragma once
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ssl/context.hpp>
+
+#include "gateway/config/config.hpp"
+#include "gateway/core/transaction.hpp"
+#include "gateway/net/reply.hpp"
+
+namespace gw::net { class Stream; class Deadline; }
+
+namespace gw::upstream {
+
+using net::Reply;
+template <typename T>
+using Task = boost::asio::awaitable<T>;
+
+struct Capabilities {
+  bool pipelining = false;
+  bool size = false;
+  bool eightbitmime = false;
+  bool smtputf8 = false;
+  bool starttls = false;
+  bool xclient = false;
+  bool enhanced = false;
+};
+
+class UpstreamClient {
+ public:
+  // `tls_ctx` is used for STARTTLS towards the upstream (upstream.tls); may be null when "none".
+  UpstreamClient(boost::asio::any_io_executor ex, const config::Config& cfg, boost::asio::ssl::context* tls_ctx);
+  ~UpstreamClient();
+
+  bool connected() const { return stream_ != nullptr; }
+  const std::string& server() const { return server_; }
+  const Capabilities& caps() const { return caps_; }
+
+  // Connects to upstream.servers in order (skipping for up to 1 s one that just failed), reads the
+  // greeting and says EHLO (STARTTLS and XCLIENT as configured). 250 on success, else a 4xx.
+  Task<Reply> open(const Connection& conn);
+  Task<Reply> mail(const Transaction& tx);
+  Task<Reply> rcpt(const std::string& address);
+  // DATA, then `top` (pre-formatted header lines) and the message, dot-stuffed, then the final reply.
+  Task<Reply> data(const Transaction& tx, std::string_view top);
+  Task<void> rset();
+  Task<void> quit();
+
+ private:
+  Task<bool> connect_one(const config::Endpoint& ep);
+  Task<Reply> command(std::string_view line, std::chrono::milliseconds timeout);
+  Task<Reply> read_reply(std::chrono::milliseconds timeout);
+  Task<Reply> ehlo(const std::string& name);
+  Task<Reply> greet_and_ehlo(const Connection& conn);
+  void drop();
+  Reply failure(std::string_view what);
+
+  boost::asio::any_io_executor ex_;
+  const config::Config& cfg_;
+  boost::asio::ssl::context* tls_ctx_;
+  std::unique_ptr<net::Stream> stream_;
+  std::unique_ptr<net::Deadline> deadline_;
+  std::string server_;
+  Capabilities caps_;
+  bool in_transaction_ = false;
+  bool xclient_done_ = false;
+
+ public:
+  bool xclient_done() const { return xclient_done_; }
+};
+
+}  // namespace gw::upstream

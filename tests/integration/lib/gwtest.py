@@ -1,0 +1,416 @@
+"""Test helpers: start the real smtp-gateway, a recording SMTP sink, talk raw SMTP.
+
+Everything listens on 127.0.0.1 on ports the kernel hands out; nothing leaves the machine.
+"""
+import os
+import signal
+import socket
+import socketserver
+import subprocess
+import threading
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+BUILD = os.environ.get("GATEWAY_BUILD", os.path.join(ROOT, "build"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=10.0, host="127.0.0.1"):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+class Message:
+    def __init__(self, mail_from, rcpts, data, helo, xclient):
+        self.mail_from = mail_from
+        self.rcpts = rcpts
+        self.data = data  # bytes as received, dot-unstuffed, without the final ".\r\n"
+        self.helo = helo
+        self.xclient = xclient
+
+    def header(self, name):
+        head = self.data.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
+        lines = head.split("\r\n")
+        out = []
+        cur = None
+        for line in lines:
+            if line[:1] in (" ", "\t") and cur is not None:
+                cur += line
+                continue
+            if cur is not None:
+                out.append(cur)
+            cur = line
+        if cur is not None:
+            out.append(cur)
+        vals = []
+        for f in out:
+            k, _, v = f.partition(":")
+            if k.lower() == name.lower():
+                vals.append(v.strip())
+        return vals
+
+    @property
+    def body(self):
+        parts = self.data.split(b"\r\n\r\n", 1)
+        return parts[1] if len(parts) == 2 else b""
+
+
+class RecordingSink:
+    """A scriptable upstream MTA. Records every message it accepted (250 after DATA).
+
+    Behaviour knobs (set before or during a test):
+      mail_reply(addr) / rcpt_reply(addr) / data_reply(msg) -> "250 2.0.0 ok" style string or None for default
+      data_cmd_reply -> reply to the DATA command (default 354)
+      drop_mid_data -> close the connection after reading this many bytes of DATA
+      data_delay -> seconds to wait before the final reply
+      greeting -> greeting line
+      ehlo_lines -> capability lines after the first
+    """
+
+    def __init__(self, port=None):
+        self.port = port or free_port()
+        self.messages = []
+        self.connections = 0
+        self.commands = []
+        self.lock = threading.Lock()
+        self.mail_reply = lambda addr: None
+        self.rcpt_reply = lambda addr: None
+        self.data_reply = lambda msg: None
+        self.data_cmd_reply = None
+        self.drop_mid_data = None
+        self.data_delay = 0.0
+        self.greeting = "220 sink.test ESMTP recording sink"
+        self.ehlo_lines = ["PIPELINING", "SIZE 104857600", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8", "XCLIENT ADDR NAME PORT PROTO HELO LOGIN"]
+        self.server = None
+
+    def start(self):
+        sink = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self):
+                with sink.lock:
+                    sink.connections += 1
+                sink._session(self.rfile, self.wfile, self.connection)
+
+        class Server(socketserver.ThreadingTCPServer):
+            allow_reuse_address = True
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    def count(self):
+        with self.lock:
+            return len(self.messages)
+
+    def wait_count(self, n, timeout=10):
+        end = time.time() + timeout
+        while time.time() < end:
+            if self.count() >= n:
+                return True
+            time.sleep(0.02)
+        return self.count() >= n
+
+    def _session(self, rfile, wfile, conn):
+        def send(line):
+            wfile.write(line.encode() + b"\r\n")
+            wfile.flush()
+
+        send(self.greeting)
+        helo = None
+        xclient = None
+        mail_from = None
+        rcpts = []
+        while True:
+            line = rfile.readline(65536)
+            if not line:
+                return
+            cmd = line.rstrip(b"\r\n").decode("utf-8", "replace")
+            with self.lock:
+                self.commands.append(cmd)
+            verb = cmd.split(" ", 1)[0].upper()
+            if verb in ("EHLO", "HELO"):
+                helo = cmd.split(" ", 1)[1] if " " in cmd else ""
+                if verb == "EHLO":
+                    lines = ["sink.test"] + self.ehlo_lines
+                    for i, l in enumerate(lines):
+                        send(("250-" if i < len(lines) - 1 else "250 ") + l)
+                else:
+                    send("250 sink.test")
+            elif verb == "XCLIENT":
+                xclient = cmd[8:]
+                send(self.greeting)
+            elif verb == "MAIL":
+                addr = cmd[10:].split(">")[0].lstrip("<")
+                r = self.mail_reply(addr)
+                if r:
+                    send(r)
+                    continue
+                mail_from = addr
+                rcpts = []
+                send("250 2.1.0 Ok")
+            elif verb == "RCPT":
+                addr = cmd[8:].split(">")[0].lstrip("<")
+                r = self.rcpt_reply(addr)
+                if r:
+                    send(r)
+                    continue
+                rcpts.append(addr)
+                send("250 2.1.5 Ok")
+            elif verb == "DATA":
+                if self.data_cmd_reply:
+                    send(self.data_cmd_reply)
+                    continue
+                send("354 End data with <CR><LF>.<CR><LF>")
+                data = bytearray()
+                got = 0
+                while True:
+                    l = rfile.readline(1 << 20)
+                    if not l:
+                        return
+                    got += len(l)
+                    if self.drop_mid_data is not None and got >= self.drop_mid_data:
+                        conn.shutdown(socket.SHUT_RDWR)
+                        return
+                    if l == b".\r\n":
+                        break
+                    if l.startswith(b"."):
+                        l = l[1:]
+                    data += l
+                msg = Message(mail_from, list(rcpts), bytes(data), helo, xclient)
+                if self.data_delay:
+                    time.sleep(self.data_delay)
+                r = self.data_reply(msg)
+                if r:
+                    send(r)
+                else:
+                    with self.lock:
+                        self.messages.append(msg)
+                    send("250 2.0.0 Ok: queued as SINK%d" % len(self.messages))
+                mail_from = None
+                rcpts = []
+            elif verb == "RSET":
+                mail_from = None
+                rcpts = []
+                send("250 2.0.0 Ok")
+            elif verb == "QUIT":
+                send("221 2.0.0 Bye")
+                return
+            elif verb == "NOOP":
+                send("250 2.0.0 Ok")
+            else:
+                send("502 5.5.2 Error: command not recognized")
+
+
+BASE_CONFIG = """
+[server]
+hostname = "gw.test"
+command_timeout = "{command_timeout}"
+data_timeout = "{data_timeout}"
+max_message_size = {max_message_size}
+max_recipients = {max_recipients}
+max_connections = {max_connections}
+threads = {threads}
+drain_timeout = "{drain_timeout}"
+
+[[listener]]
+address = "127.0.0.1:{port}"
+
+[upstream]
+servers = [{upstreams}]
+connect_timeout = "2s"
+command_timeout = "{upstream_timeout}"
+data_timeout = "{upstream_timeout}"
+
+[metrics]
+listen = "127.0.0.1:{metrics_port}"
+
+[log]
+level = "debug"
+"""
+
+
+class Gateway:
+    def __init__(self, tmp_path, config_body=None, binary="smtp-gateway", upstream_ports=(), port=None,
+                 full_config=None, extra="", pipeline=None, **settings):
+        self.tmp = tmp_path
+        self.port = port or free_port()
+        self.metrics_port = free_port()
+        self.binary = os.path.join(BUILD, binary)
+        values = dict(command_timeout="30s", data_timeout="60s", max_message_size=26214400, max_recipients=100,
+                      max_connections=1000, threads=2, drain_timeout="10s", upstream_timeout="10s")
+        values.update(settings)
+        values.update(port=self.port, metrics_port=self.metrics_port,
+                      upstreams=", ".join('"127.0.0.1:%d"' % p for p in upstream_ports))
+        if full_config is not None:
+            text = full_config.format(**values)
+        else:
+            head = ""
+            if pipeline is not None:
+                head = "pipeline = [%s]\n" % ", ".join('"%s"' % p for p in pipeline)
+            text = head + BASE_CONFIG.format(**values) + (config_body or "") + extra
+        self.config_path = str(tmp_path / ("gw-%d.toml" % self.port))
+        with open(self.config_path, "w") as f:
+            f.write(text)
+        self.log_path = str(tmp_path / ("gw-%d.log" % self.port))
+        self.proc = None
+
+    def start(self, wait=True):
+        self.logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([self.binary, "--config", self.config_path], stdout=self.logf,
+                                     stderr=subprocess.STDOUT, cwd=str(self.tmp))
+        if wait and not wait_port(self.port):
+            self.stop()
+            raise RuntimeError("gateway did not start:\n" + self.log())
+        return self
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout=15):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.logf.close()
+        return self.proc.returncode if self.proc else None
+
+    def metrics(self):
+        with socket.create_connection(("127.0.0.1", self.metrics_port), timeout=5) as s:
+            s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        return data.decode()
+
+    def metric(self, name_and_labels):
+        for line in self.metrics().splitlines():
+            if line.startswith(name_and_labels + " "):
+                return float(line.split()[-1])
+        return 0.0
+
+
+class Client:
+    """A raw SMTP client: send exact bytes, read whole replies."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=15):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.buf = b""
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def line(self):
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed; partial: %r" % self.buf)
+            self.buf += chunk
+        l, _, self.buf = self.buf.partition(b"\n")
+        return l.rstrip(b"\r").decode("utf-8", "replace")
+
+    def reply(self):
+        """Returns (code, [lines])."""
+        lines = []
+        while True:
+            l = self.line()
+            lines.append(l)
+            if len(l) < 4 or l[3] != "-":
+                return int(l[:3]), lines
+
+    def cmd(self, text):
+        self.send(text + "\r\n")
+        return self.reply()
+
+    def closed(self, timeout=5):
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def open_session(port, helo="client.test"):
+    c = Client(port)
+    code, _ = c.reply()
+    assert code == 220
+    code, lines = c.cmd("EHLO " + helo)
+    assert code == 250, lines
+    return c
+
+
+def send_message(port, sender="alice@sender.test", rcpts=("bob@example.test",), body=b"Subject: t\r\n\r\nhello\r\n"):
+    """One transaction over a fresh connection; returns the final reply code and text."""
+    c = open_session(port)
+    try:
+        code, lines = c.cmd("MAIL FROM:<%s>" % sender)
+        if code != 250:
+            return code, lines
+        ok = 0
+        last = None
+        for r in rcpts:
+            code, lines = c.cmd("RCPT TO:<%s>" % r)
+            last = (code, lines)
+            if code in (250, 251):
+                ok += 1
+        if not ok:
+            return last
+        code, lines = c.cmd("DATA")
+        if code != 354:
+            return code, lines
+        if isinstance(body, str):
+            body = body.encode()
+        stuffed = b"\r\n".join((b"." + l if l.startswith(b".") else l) for l in body.split(b"\r\n"))
+        if not stuffed.endswith(b"\r\n"):
+            stuffed += b"\r\n"
+        c.send(stuffed + b".\r\n")
+        code, lines = c.reply()
+        c.cmd("QUIT")
+        return code, lines
+    finally:
+        c.close()
