@@ -1,6 +1,8 @@
 // Runs a coroutine to completion on a fresh io_context (store tests).
 #pragma once
+#include <chrono>
 #include <filesystem>
+#include <future>
 #include <random>
 #include <string>
 
@@ -14,7 +16,8 @@ template <typename T>
 T run_on(boost::asio::io_context& io, boost::asio::awaitable<T> a) {
   auto f = boost::asio::co_spawn(io, std::move(a), boost::asio::use_future);
   io.restart();
-  io.run();
+  // Not io.run(): a store may keep a read wait on its connection open for good.
+  while (f.wait_for(std::chrono::seconds(0)) != std::future_status::ready) io.run_one();
   return f.get();
 }
 
