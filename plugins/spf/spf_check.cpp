@@ -182,7 +182,17 @@ SPF_dns_rr_t* layer_lookup(SPF_dns_server_t* server, const char* domain, ns_type
           auto sp = rec.find(' ');
           value = sp == std::string::npos ? rec : rec.substr(sp + 1);
         }
-        if (*type == dns::Type::TXT && unsafe_for_compile(value, kMaxExplanation)) continue;  // only exp= texts come here
+        if (*type == dns::Type::TXT) {  // only exp= texts come here
+          if (unsafe_for_compile(value, kMaxExplanation)) continue;
+          // libspf2 1.2.10 compiles an explanation like a domain-spec and mangles its spaces:
+          // hand it the macro escape for a space instead.
+          std::string escaped;
+          for (char c : value) {
+            if (c == ' ') escaped += "%_";
+            else escaped += c;
+          }
+          value = std::move(escaped);
+        }
         if (*type != dns::Type::TXT) st->sub_targets.insert(value);
         if (SPF_dns_rr_buf_realloc(rr, n, value.size() + 1) != SPF_E_SUCCESS) break;
         std::memcpy(rr->rr[n]->txt, value.c_str(), value.size() + 1);

@@ -32,9 +32,21 @@ struct FakeServer {
   unsigned rcode = 0;
   int answers = 1;
 
-  explicit FakeServer(asio::io_context& io)
-      : io(io), usock(io, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
-        acc(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), usock.local_endpoint().port())) {}
+  // UDP and TCP on one port: another process may hold the TCP side of the port the kernel gave
+  // the UDP socket, so try again with a new one.
+  explicit FakeServer(asio::io_context& io) : io(io), usock(io), acc(io) {
+    const auto lo = asio::ip::make_address("127.0.0.1");
+    for (int i = 0; i < 100; ++i) {
+      boost::system::error_code ec;
+      usock = udp::socket(io, udp::endpoint(lo, 0));
+      acc = tcp::acceptor(io);
+      acc.open(tcp::v4(), ec);
+      if (!ec) acc.bind(tcp::endpoint(lo, usock.local_endpoint().port()), ec);
+      if (!ec) acc.listen(64, ec);
+      if (!ec) return;
+    }
+    throw std::runtime_error("no free port");
+  }
 
   udp::endpoint endpoint() const { return usock.local_endpoint(); }
 
