@@ -132,7 +132,7 @@ class RecordingSink:
         class Server(socketserver.ThreadingTCPServer):
             allow_reuse_address = True
             daemon_threads = True
-            request_queue_size = 1024
+            request_queue_size = 1024  # bursts of sessions connect at once; the default 5 drops SYNs
 
         self.server = Server(("127.0.0.1", self.port), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
