@@ -244,3 +244,114 @@ def greet(port, implicit=False, helo="client.test", ctx=None):
     assert code == 220, lines
     c.ext = c.ehlo(helo)
     return c
+
+
+POSTFIX_MASTER_CF = """\
+127.0.0.1:{port} inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+local     unix  -       n       n       -       -       local
+virtual   unix  -       n       n       -       -       virtual
+lmtp      unix  -       -       n       -       -       lmtp
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+"""
+
+POSTFIX_MAIN_CF = """\
+# a private instance for the tests (never the system's /etc/postfix)
+compatibility_level = 3.6
+queue_directory = {queue}
+data_directory = {data}
+maillog_file = {dir}/maillog
+maillog_file_prefixes = {dir}
+myhostname = postfix.test
+mydomain = test
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+smtp_dns_support_level = disabled
+smtp_host_lookup = native
+mydestination =
+relay_domains = example.test
+local_recipient_maps =
+local_transport = error:5.1.1 local delivery is disabled
+alias_maps =
+alias_database =
+biff = no
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+# the gateway may tell us the real client
+smtpd_authorized_xclient_hosts = 127.0.0.0/8
+# in-line to the test sink: nothing is queued, the client's 250 is the sink's
+smtpd_proxy_filter = 127.0.0.1:{sink_port}
+"""
+
+
+class PostfixInstance:
+    """A private Debian Postfix (`postfix -c DIR start`) on loopback whose smtpd hands every message
+    in-line to a sink (smtpd_proxy_filter). Needs root, like any Postfix master."""
+
+    def __init__(self, directory, sink_port, port=None):
+        import tempfile
+        self.dir = os.path.join(str(directory), "postfix")
+        self.etc = os.path.join(self.dir, "etc")
+        os.makedirs(self.etc, exist_ok=True)
+        # QUEUE/public/postlog must fit a 108-byte socket address: keep the queue path short
+        self.spool = tempfile.mkdtemp(prefix="gwpf")
+        os.chmod(self.spool, 0o755)  # the postfix user must reach its data and queue directories
+        self.queue = os.path.join(self.spool, "q")
+        self.data = os.path.join(self.spool, "d")
+        self.port = port or free_port()
+        with open(os.path.join(self.etc, "main.cf"), "w") as f:
+            f.write(POSTFIX_MAIN_CF.format(queue=self.queue, data=self.data, dir=self.dir, sink_port=sink_port))
+        with open(os.path.join(self.etc, "master.cf"), "w") as f:
+            f.write(POSTFIX_MASTER_CF.format(port=self.port))
+        self.master = None
+
+    def start(self):
+        os.makedirs(self.queue, exist_ok=True)
+        r = subprocess.run(["postfix", "-c", self.etc, "start"], capture_output=True, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError("postfix start failed: %s %s" % (r.stdout, r.stderr))
+        with open(os.path.join(self.queue, "pid", "master.pid")) as f:
+            self.master = int(f.read().strip())
+        if not wait_port(self.port, timeout=20):
+            self.stop()
+            raise RuntimeError("postfix smtpd does not listen:\n" + self.maillog())
+        return self
+
+    def maillog(self):
+        try:
+            with open(os.path.join(self.dir, "maillog"), errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def stop(self):
+        import shutil
+        if self.master:
+            subprocess.run(["postfix", "-c", self.etc, "stop"], capture_output=True, timeout=60)
+            for _ in range(50):  # the master's whole session goes away
+                try:
+                    os.kill(self.master, 0)
+                except OSError:
+                    break
+                time.sleep(0.1)
+            self.master = None
+        shutil.rmtree(self.spool, ignore_errors=True)
