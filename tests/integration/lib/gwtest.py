@@ -301,6 +301,11 @@ class Gateway:
                 self.proc.wait()
         if self.proc:
             self.logf.close()
+            # under the sanitizer build (CI), any report fails the test that ran the gateway
+            log = self.log()
+            for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+                if marker in log:
+                    raise AssertionError("sanitizer report in the gateway log:\n" + log[-6000:])
         return self.proc.returncode if self.proc else None
 
     def metrics(self):
