@@ -194,6 +194,12 @@ auto off_loop(Fn fn) {
       asio::use_awaitable, std::move(fn));
 }
 
+// The client went away or let the exchange time out: 421 for a timeout, then the session closes.
+Outcome lost(net::Deadline& deadline, const config::Config& cfg) {
+  if (deadline.expired()) return Outcome{reply_line(421, "4.4.2", cfg.server.hostname + " Error: timeout exceeded"), false, true};
+  return Outcome{"", false, true};
+}
+
 }  // namespace
 
 std::optional<std::string> base64_decode(std::string_view in) {
@@ -312,7 +318,7 @@ asio::awaitable<Outcome> run(std::string_view arg, net::Stream& stream, net::Dea
   bool well_formed = true;
   if (mech == "PLAIN") {
     Answer a = co_await read_answer(stream, deadline, cfg, has_initial ? &initial_s : nullptr, "");
-    if (a.io_error) co_return Outcome{"", false, true};
+    if (a.io_error) co_return lost(deadline, cfg);
     if (a.early) co_return *a.early;
     auto& d = a.value;
     Wipe wd{*d};
@@ -328,11 +334,11 @@ asio::awaitable<Outcome> run(std::string_view arg, net::Stream& stream, net::Dea
     }
   } else {
     Answer u = co_await read_answer(stream, deadline, cfg, has_initial ? &initial_s : nullptr, "VXNlcm5hbWU6");  // "Username:"
-    if (u.io_error) co_return Outcome{"", false, true};
+    if (u.io_error) co_return lost(deadline, cfg);
     if (u.early) co_return *u.early;
     user = std::move(*u.value);
     Answer p = co_await read_answer(stream, deadline, cfg, nullptr, "UGFzc3dvcmQ6");  // "Password:"
-    if (p.io_error) co_return Outcome{"", false, true};
+    if (p.io_error) co_return lost(deadline, cfg);
     if (p.early) co_return *p.early;
     password = std::move(*p.value);
   }

@@ -211,3 +211,22 @@ def test_users_file_errors_and_reload(auth_gw, tmp_path):
                        cwd=str(tmp_path))
     assert r.returncode == 1
     assert (auth_gw.users + ":6:").encode() in r.stderr, r.stderr
+
+
+def test_auth_exchange_timeout(tmp_path, sink):
+    cert, key = make_cert(tmp_path)
+    users = str(tmp_path / "users")
+    write_users(users)
+    text = gateway_config([dict(role="submission", tls="implicit")],
+                          body='\n[tls]\ncertificate = "%s"\nprivate_key = "%s"\n[auth]\nusers_file = "%s"\n' % (cert, key, users))
+    gw = start_gateway(tmp_path, text, [sink.port], command_timeout="1s")
+    try:
+        c = greet(gw.port, implicit=True)
+        assert c.cmd("AUTH LOGIN")[0] == 334
+        t = time.monotonic()
+        code, lines = c.reply()  # we never answer the challenge
+        assert code == 421 and "4.4.2" in lines[0], lines
+        assert 0.8 < time.monotonic() - t < 5
+        assert c.closed()
+    finally:
+        gw.stop()

@@ -60,3 +60,17 @@ def test_upstream_required_without_starttls_is_a_tempfail(tmp_path, tls_sink):
         assert "STARTTLS" in gw.log()
     finally:
         gw.stop()
+
+
+@pytest.mark.parametrize("mode", ["starttls", "required"])
+def test_upstream_handshake_failure_is_a_tempfail(tmp_path, tls_sink, mode):
+    tls_sink.break_tls = True
+    gw = gw_with(tmp_path, tls_sink, mode)
+    try:
+        code, lines = send_message(gw.port)
+        assert 400 <= code < 500, lines  # never on in plaintext after a failed handshake
+        assert tls_sink.count() == 0
+        assert not any(c.startswith("MAIL") for c in tls_sink.commands), tls_sink.commands
+        assert "TLS handshake failed" in gw.log()
+    finally:
+        gw.stop()

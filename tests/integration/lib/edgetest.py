@@ -129,6 +129,10 @@ class _TlsFiles:
                 self.sink.commands.append("STARTTLS")
             self.w.write(b"220 2.0.0 Ready to start TLS\r\n")
             self.w.flush()
+            if self.sink.break_tls:  # says yes, then no handshake: garbage and close
+                self.conn.sendall(b"this is not a TLS ServerHello\r\n")
+                self.conn.close()
+                return b""
             self.conn = self.sink.tls_ctx.wrap_socket(self.conn, server_side=True)
             self.r = self.conn.makefile("rb")
             self.w = self.conn.makefile("wb")
@@ -157,6 +161,7 @@ class TlsSink(RecordingSink):
     def __init__(self, cert, key, offer_starttls=True, port=None):
         super().__init__(port)
         self.offer_starttls = offer_starttls
+        self.break_tls = False
         self.tls_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.tls_ctx.load_cert_chain(cert, key)
         self.tls_sessions = 0
