@@ -7,7 +7,8 @@ import shutil
 import pytest
 
 from gwtest import Client
-from edgetest import PostfixInstance, gateway_config, start_gateway, transaction
+from edgetest import (PostfixInstance, TlsClient, crypt_hash, gateway_config, make_cert, plain, start_gateway,
+                      transaction)
 
 pytestmark = pytest.mark.skipif(not shutil.which("postfix") or os.geteuid() != 0,
                                 reason="needs Debian's postfix and root to start a private instance")
@@ -72,5 +73,38 @@ def test_without_xclient_postfix_sees_the_gateway_and_the_gateway_adds_received(
         received = sink.messages[0].header("Received")
         assert "[127.0.0.1]" in received[0] and "by postfix.test (Postfix)" in received[0], received
         assert "by gw.test (smtp-gateway)" in received[1] and "[203.0.113.52]" in received[1], received
+    finally:
+        gw.stop()
+
+
+def test_postfix_takes_xclient_login_and_ipv6(tmp_path, sink, postfix):
+    """An authenticated session's user goes to Postfix as XCLIENT LOGIN; an IPv6 client as IPV6:addr."""
+    cert, key = make_cert(tmp_path)
+    users = str(tmp_path / "users")
+    with open(users, "w") as f:
+        f.write("alice:%s\n" % crypt_hash("pw", "$6$"))
+    text = gateway_config([dict(proxy_protocol=True, role="submission", tls="implicit")],
+                          upstream="xclient = true\n", trusted=[], relay=[],
+                          body='\n[tls]\ncertificate = "%s"\nprivate_key = "%s"\n[auth]\nusers_file = "%s"\n'
+                               % (cert, key, users))
+    gw = start_gateway(tmp_path, text, [postfix.port])
+    try:
+        c = TlsClient(gw.port)
+        c.send("PROXY TCP6 2001:db8::77 2001:db8::1 40124 465\r\n")
+        c.sock = c.ctx.wrap_socket(c.sock, server_hostname="gw.test")
+        assert c.reply()[0] == 220
+        c.ehlo("laptop.example.test")
+        code, lines = c.cmd("AUTH PLAIN " + plain("alice", "pw"))
+        assert code == 235, lines
+        # (this Postfix has no SASL of its own, so LOGIN= is logged, not a relay permit: send to a
+        # domain Postfix relays for)
+        code, lines = transaction(c, rcpts=("bob@example.test",))
+        assert code == 250, (lines, postfix.maillog()[-1500:])
+        assert sink.wait_count(1)
+        received = sink.messages[0].header("Received")[0]
+        assert "from laptop.example.test (unknown [IPv6:2001:db8::77])" in received, received
+        log = postfix.maillog()
+        assert "client=unknown[2001:db8::77]" in log, log[-1500:]
+        assert "sasl_username=alice" in log, log[-1500:]
     finally:
         gw.stop()
