@@ -346,6 +346,8 @@ asio::awaitable<void> Session::on_mail(const Command& cmd) {
       for (auto& c : v) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
       if (v != "7BIT" && v != "8BITMIME") co_return error_reply(501, "5.5.4", "Bad BODY parameter");
       tx_.body_type = v;
+    } else if (p.keyword == "AUTH" && auth::available(listener_, cfg_)) {
+      // RFC 4954 §5: accepted where AUTH is offered; not passed on (the upstream learns the user by XCLIENT LOGIN)
     } else if (p.keyword == "SMTPUTF8" && p.value.empty()) {
       smtputf8 = true;
     } else {
@@ -600,10 +602,17 @@ asio::awaitable<void> Session::on_starttls() {
 asio::awaitable<void> Session::on_auth(const Command& cmd) {
   if (phase_ == Phase::fresh) co_return error_reply(503, "5.5.1", "Error: send EHLO first");
   if (phase_ == Phase::mail) co_return error_reply(503, "5.5.1", "Error: AUTH not allowed during a transaction");
+  // The 334 challenges go straight to the stream: replies queued before (pipelining) go first.
+  if (!co_await flush()) {
+    phase_ = Phase::closing;
+    co_return;
+  }
   auth::Outcome r = co_await auth::run(cmd.arg, stream_, deadline_, listener_, cfg_, tx_.conn);
   out_ += r.reply;
   if (!r.ok) ++errors_;
   if (r.close) phase_ = Phase::closing;
+  // An upstream connection opened before AUTH carried XCLIENT without LOGIN: the next MAIL opens anew.
+  if (r.ok && upstream_ && upstream_->xclient_done()) co_await upstream_->quit();
 }
 
 asio::awaitable<void> Session::end_transaction(const std::string& outcome, const std::string& upstream_reply) {
