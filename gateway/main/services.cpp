@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 
+#include "gateway/dns/asio_resolver.hpp"
 #include "gateway/observe/log.hpp"
 #include "gateway/store/redis_store.hpp"
 #include "gateway/store/store.hpp"
@@ -10,6 +11,8 @@ namespace gw::app {
 
 Services build_services(const config::Config& cfg, boost::asio::io_context&, bool for_check) {
   Services s;
+  // Opens no socket until the first query, so --check-config builds it too (and reports bad [dns]).
+  s.resolver = dns::make_resolver(cfg.dns);
   if (cfg.store.backend == "redis") {
     try {
       (void)store::RedisStore::Options::from_url(cfg.store.redis_url);
