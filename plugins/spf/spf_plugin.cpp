@@ -54,6 +54,18 @@ std::string comment_text(std::string_view s) {
   return out;
 }
 
+// A reply's text: printable ASCII, bounded.
+std::string reply_text(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u > 0x7e) continue;
+    out += c;
+    if (out.size() >= 400) break;
+  }
+  return out;
+}
+
 // An RFC 8601 property value: the address when it is a plain token, else quoted.
 std::string ar_value(const std::string& v) {
   bool plain = !v.empty();
@@ -118,7 +130,7 @@ class SpfPlugin : public Plugin {
     else if (r.result == "permerror") action = on_permerror_;
 
     if (action == Action::reject) {
-      std::string text = r.result == "fail" && !r.explanation.empty() ? comment_text(r.explanation)
+      std::string text = r.result == "fail" && !r.explanation.empty() ? reply_text(r.explanation)
                                                                       : "SPF " + r.result + " for " + r.domain;
       co_return Verdict::reject(550, "5.7.23", text);
     }
