@@ -158,3 +158,23 @@ def test_slow_dns_does_not_slow_other_sessions(tmp_path, sink):
     finally:
         gw.stop()
         dns.stop()
+
+
+def test_config_errors_are_located(tmp_path):
+    import subprocess
+    from gwtest import BUILD
+    cases = [
+        ('[dns]\nnameservers = ["dns.example:53"]\n', "nameservers"),
+        ('[dns]\ntimeout = "0s"\n', "timeout"),
+        ('[plugins.spf]\non_fail = "bounce"\n', "on_fail"),
+        ('[plugins.spf]\nexplain = "x"\n', "explain"),
+    ]
+    for body, key in cases:
+        path = tmp_path / "bad.toml"
+        path.write_text('pipeline = ["spf"]\n[[listener]]\naddress = "127.0.0.1:2525"\n'
+                        '[upstream]\nservers = ["127.0.0.1:10025"]\n' + body)
+        p = subprocess.run([BUILD + "/smtp-gateway", "--check-config", "--config", str(path)],
+                           capture_output=True, text=True, timeout=30)
+        out = p.stdout + p.stderr
+        assert p.returncode == 1, out
+        assert str(path) + ":" in out and key in out, out
