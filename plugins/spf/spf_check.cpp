@@ -112,6 +112,32 @@ struct CheckState {
     zero_targets.clear();
     chain.clear();
   }
+  // %{p} (RFC 7208 §7.3): a PTR name of the client whose addresses include it, one in the current
+  // domain preferred, else "unknown". Answers not yet fetched are noted as missing.
+  boost::asio::ip::address ip;
+  std::string validated_p() {
+    const dns::Answer* ptr = find(dns::reverse_name(ip), dns::Type::PTR);
+    if (!ptr || ptr->status != dns::Status::ok) return "unknown";
+    std::string best;
+    std::size_t k = 0;
+    for (auto& rec : ptr->records) {
+      if (k++ >= kMaxNamesPerAnswer) break;
+      auto n = dns::normalize_name(rec);
+      if (!n) continue;
+      const dns::Answer* a = find(*n, addr_type);
+      if (!a || a->status != dns::Status::ok) continue;
+      if (std::find(a->records.begin(), a->records.end(), ctx.ip) == a->records.end()) continue;
+      const std::string d = ctx.domain;
+      if (*n == d || (n->size() > d.size() && n->compare(n->size() - d.size() - 1, d.size() + 1, "." + d) == 0)) return *n;
+      if (best.empty()) best = *n;
+    }
+    return best.empty() ? "unknown" : best;
+  }
+  static bool uses_p(std::string_view s) {
+    for (std::size_t i = 0; i + 2 < s.size(); ++i)
+      if (s[i] == '%' && s[i + 1] == '{' && (s[i + 2] == 'p' || s[i + 2] == 'P')) return true;
+    return false;
+  }
   // the name libspf2 gave back to us -> the name to query
   std::string real(const std::string& seen) const {
     auto it = alias.find(seen);
@@ -300,6 +326,7 @@ SPF_errcode_t layer_get_spf(SPF_server_t* server, SPF_request_t* request, SPF_re
   }
   // Expand the macros here; libspf2 gets plain names (an alias for anything else).
   st->ctx.domain = *name;
+  if (CheckState::uses_p(*found)) st->ctx.p = st->validated_p();
   auto name_for = [st](const std::string& spec) -> std::string {
     auto e = expand(spec, st->ctx, false, true);
     std::string v = e ? *e : std::string();
@@ -501,6 +528,7 @@ boost::asio::awaitable<Result> check(dns::Resolver& resolver, const Request& req
   st.ctx.sender_domain = res.domain;
   st.ctx.domain = res.domain;
   st.ctx.ip = req.ip.to_string();
+  st.ip = req.ip;
   st.ctx.v4 = req.ip.is_v4();
   st.ctx.helo = req.helo;
   st.ctx.receiver = req.receiver;
@@ -558,8 +586,22 @@ boost::asio::awaitable<Result> check(dns::Resolver& resolver, const Request& req
       if (n) {
         auto a = co_await resolver.query(*n, dns::Type::TXT);
         ++res.queries;
-        if (a.status == dns::Status::ok && a.records.size() == 1 && a.records[0].size() <= kMaxExplanation)
+        if (a.status == dns::Status::ok && a.records.size() == 1 && a.records[0].size() <= kMaxExplanation) {
+          if (CheckState::uses_p(a.records[0])) {
+            st.ctx.domain = ctx.domain;
+            for (int i = 0; i < 3; ++i) {  // PTR, then the addresses of its names
+              st.missing.clear();
+              st.missing_keys.clear();
+              ctx.p = st.validated_p();
+              if (st.missing.empty()) break;
+              for (auto& [mname, mtype] : std::vector(st.missing)) {
+                st.answers[key_of(mname, mtype)] = co_await resolver.query(mname, mtype);
+                ++res.queries;
+              }
+            }
+          }
           if (auto text = expand(a.records[0], ctx, true, false)) res.explanation = *text;
+        }
       }
     }
     if (res.explanation.empty())

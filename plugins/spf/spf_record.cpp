@@ -217,7 +217,7 @@ std::optional<std::string> expand(std::string_view s, const MacroContext& ctx, b
       case 'o': v = ctx.sender_domain; break;
       case 'd': v = ctx.domain; break;
       case 'i': v = dotted_ip(ctx); break;
-      case 'p': v = "unknown"; break;  // RFC 7208 §7.3: SHOULD NOT be used; no PTR validation here
+      case 'p': v = ctx.p; break;
       case 'v': v = ctx.v4 ? "in-addr" : "ip6"; break;
       case 'h': v = ctx.helo; break;
       case 'c': v = ctx.ip; break;

@@ -59,6 +59,7 @@ struct MacroContext {
   std::string helo;
   std::string receiver;
   long long timestamp = 0;
+  std::string p = "unknown";  // the validated name of the client (%{p}), found by the caller
 };
 
 // Expands a macro-string. `exp` allows the c, r and t letters (explanation text). nullopt for a

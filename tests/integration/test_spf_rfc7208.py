@@ -29,10 +29,6 @@ KNOWN_FAILURES = {
     "nolocalpart": "MAIL FROM:<@example.net> is read as a source route: 501 5.5.4 from the SMTP parser",
     "dorky-sentinel": "MAIL FROM local part with an unquoted space ('Macro Error@...'): 501 5.5.4 from the SMTP parser",
     "invalid-hello-macro": "HELO \"JUMPIN' JUPITER\" is not a domain or address literal: 501 5.5.4 from the SMTP parser",
-    # %{p} expands to "unknown": no validated PTR lookup for the p macro (RFC 7208 §7.3 says SHOULD NOT use it)
-    "p-macro-ip4-valid": "%{p} in exp= text expands to 'unknown' (no validated-PTR lookup for the p macro)",
-    "p-macro-ip6-valid": "%{p} in exp= text expands to 'unknown' (no validated-PTR lookup for the p macro)",
-    "p-macro-multiple": "exists:%{p}... looks up 'unknown...': the p macro is not resolved",
 }
 
 
