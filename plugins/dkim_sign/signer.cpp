@@ -135,6 +135,7 @@ std::string SigningKey::sign(const Message& msg, const std::vector<Header>& extr
                   spec_.body_canon == Canon::relaxed ? DKIM_CANON_RELAXED : DKIM_CANON_SIMPLE,
                   spec_.algorithm == Algorithm::ed25519_sha256 ? DKIM_SIGN_ED25519SHA256 : DKIM_SIGN_RSASHA256, -1, &st);
   if (!h.d) throw SignError(std::string("dkim_sign: ") + dkim_getresultstr(st));
+  dkim_set_margin(h.d, 0);  // one line; fold_signature() folds
   std::string line;
   for (auto& x : extra) {
     line.assign(x.name);
@@ -165,14 +166,65 @@ std::string SigningKey::sign(const Message& msg, const std::vector<Header>& extr
   size_t outlen = 0;
   st = dkim_getsighdr_d(h.d, std::strlen("DKIM-Signature: "), &out, &outlen);
   if (st != DKIM_STAT_OK || !out) throw SignError(std::string("dkim_getsighdr: ") + dkim_getresultstr(st));
-  // The library folds with a bare LF; the wire wants CRLF.
-  std::string v;
-  v.reserve(outlen + 16);
-  for (size_t i = 0; i < outlen; ++i) {
-    if (out[i] == '\n' && (i == 0 || out[i - 1] != '\r')) v += '\r';
-    v += static_cast<char>(out[i]);
+  return fold_signature(std::string_view(reinterpret_cast<const char*>(out), outlen),
+                        spec_.header_canon == Canon::relaxed);
+}
+
+// The library hashes the DKIM-Signature field unfolded but, with its default margin, emits it folded at
+// places that differ from what it hashed (a simple/x ed25519 signature then never verifies). So it
+// makes one line (margin 0) and the folding happens here, only where no canonicalization can see it:
+// inside the b= value (removed with its whitespace before hashing, RFC 6376 §3.7) and, for relaxed
+// header canonicalization, after the "; " between tags (relaxed reduces any FWS to one SP).
+std::string fold_signature(std::string_view line, bool relaxed) {
+  std::string out;
+  out.reserve(line.size() + line.size() / 32 + 16);
+  size_t b = line.rfind("b=");
+  while (b != std::string_view::npos && b > 0 && line[b - 1] != ' ' && line[b - 1] != ';' && line[b - 1] != '\t')
+    b = b >= 1 ? line.rfind("b=", b - 1) : std::string_view::npos;
+  std::string_view head = b == std::string_view::npos ? line : line.substr(0, b);
+  std::string_view bval = b == std::string_view::npos ? std::string_view{} : line.substr(b + 2);
+  size_t col = std::strlen("DKIM-Signature: ");
+  if (relaxed) {
+    size_t pos = 0;
+    while (pos < head.size()) {
+      size_t semi = head.find("; ", pos);
+      std::string_view tag = head.substr(pos, semi == std::string_view::npos ? std::string_view::npos : semi + 1 - pos);
+      if (col + tag.size() > 76 && col > 1) {
+        out += "\r\n\t";
+        col = 1;
+      } else if (!out.empty()) {
+        out += ' ';
+        ++col;
+      }
+      out += tag;
+      col += tag.size();
+      if (semi == std::string_view::npos) break;
+      pos = semi + 2;
+    }
+    if (b != std::string_view::npos) {
+      out += "\r\n\t";
+      col = 1;
+    }
+  } else {
+    out.append(head);
+    col += head.size();
   }
-  return v;
+  if (b == std::string_view::npos) return out;
+  out += "b=";
+  col += 2;
+  while (!bval.empty()) {
+    size_t room = col >= 76 ? 0 : 76 - col;
+    if (room == 0) {
+      out += "\r\n\t ";
+      col = 2;
+      continue;
+    }
+    size_t take = std::min(room, bval.size());
+    out.append(bval.substr(0, take));
+    bval.remove_prefix(take);
+    col += take;
+  }
+  return out;
 }
 
 std::string read_key_file(const std::string& path) {

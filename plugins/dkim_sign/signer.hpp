@@ -58,6 +58,9 @@ class SigningKey {
   std::vector<const char*> hdr_list_;
 };
 
+// Folds a one-line DKIM-Signature value with CRLF TAB where no canonicalization is affected.
+std::string fold_signature(std::string_view line, bool relaxed_headers);
+
 // Reads a PEM private key file; throws SignError naming the file when missing or unreadable.
 std::string read_key_file(const std::string& path);
 

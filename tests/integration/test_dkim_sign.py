@@ -144,7 +144,7 @@ def test_signature_covers_prepended_headers_and_oversigns_from(sink, gateway_fac
     assert mail_dkim_verify(tampered, dns.port)[0][0] == "fail"
 
 
-def test_simple_canonicalization_and_traditional_rsa_key(tmp_path, sink, gateway_factory, dns):
+def test_simple_canonicalization_and_traditional_rsa_key(tmp_path, sink, gateway_factory, dns, keys):
     path = str(tmp_path / "trad.key")
     subprocess.run(["openssl", "genrsa", "-traditional", "-out", path, "2048"], check=True, capture_output=True)
     assert open(path).read().startswith("-----BEGIN RSA PRIVATE KEY-----")
@@ -152,7 +152,8 @@ def test_simple_canonicalization_and_traditional_rsa_key(tmp_path, sink, gateway
                          capture_output=True).stdout
     import base64
     dns.set("t1._domainkey.example.test", [("TXT", "v=DKIM1; k=rsa; p=" + base64.b64encode(pub).decode())])
-    gw = gateway_factory(sign_config(key_entry(path, "t1", canonicalization='"simple/simple"')),
+    gw = gateway_factory(sign_config(key_entry(path, "t1", canonicalization='"simple/simple"'),
+                                     key_entry(keys["ed"], "e1", "ed25519-sha256", canonicalization='"simple/relaxed"')),
                          upstream_ports=[sink.port], pipeline=["dkim_sign"])
     for i, name in enumerate(sorted(MESSAGES)):
         code, lines = send_message(gw.port, sender="alice@example.test", rcpts=["bob@remote.test"],
@@ -160,9 +161,12 @@ def test_simple_canonicalization_and_traditional_rsa_key(tmp_path, sink, gateway
         assert code == 250, lines
         assert sink.wait_count(i + 1)
         msg = sink.messages[i]
-        assert "c=simple/simple" in msg.header("DKIM-Signature")[0]
+        sigs = msg.header("DKIM-Signature")
+        assert "c=simple/simple" in sigs[0] and "c=simple/relaxed" in sigs[1]
         rows = mail_dkim_verify(msg.data, dns.port)
-        assert [r[0] for r in rows] == ["pass"], (name, rows)
+        assert [r[0] for r in rows if r[3] == "rsa-sha256"] == ["pass"], (name, rows)
+        results = dkimpy_verify_all(msg.data, dns.port)
+        assert [r[0] for r in results] == [True, True], (name, results)
 
 
 def test_untrusted_and_unknown_domains_are_not_signed(sink, gateway_factory, keys, dns):
