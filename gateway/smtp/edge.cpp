@@ -2,12 +2,45 @@
 
 #include "gateway/observe/log.hpp"
 #include "gateway/observe/metrics.hpp"
+#include "gateway/smtp/proxy_protocol.hpp"
 
 namespace gw::smtp::edge {
+namespace {
+
+// The PROXY header comes before anything else (before TLS on implicit listeners). A missing or
+// malformed one closes the connection: this listener only takes connections from the proxy.
+boost::asio::awaitable<bool> read_proxy_header(net::Stream& stream, net::Deadline& deadline, const config::Config& cfg,
+                                               Connection& conn) {
+  deadline.expires_after(std::min<std::chrono::milliseconds>(cfg.server.command_timeout, std::chrono::seconds(30)));
+  for (;;) {
+    ProxyHeader h = parse_proxy_header(stream.pending());
+    if (h.status == ProxyHeader::Status::ok) {
+      stream.consume(h.length);
+      if (h.has_address) {
+        conn.client.address = config::unmap(h.source);
+        conn.client.ip = conn.client.address.to_string();
+        conn.client.port = h.source_port;
+      }
+      co_return true;
+    }
+    if (h.status == ProxyHeader::Status::invalid) {
+      log::warn("proxy_header_invalid", {{"peer", conn.client.ip}, {"error", h.error}});
+      co_return false;
+    }
+    auto ec = co_await stream.fill(1024);
+    if (ec) {
+      log::warn("proxy_header_missing", {{"peer", conn.client.ip}, {"error", deadline.expired() ? "timeout" : ec.message()}});
+      co_return false;
+    }
+  }
+}
+
+}  // namespace
 
 boost::asio::awaitable<bool> before_greeting(net::Stream& stream, net::Deadline& deadline,
                                              const config::ListenerConfig& listener, const config::Config& cfg,
                                              ServerState& server, Connection& conn) {
+  if (listener.proxy_protocol && !co_await read_proxy_header(stream, deadline, cfg, conn)) co_return false;
   if (listener.tls == config::ListenerTls::implicit) {
     auto ctx = server.server_tls();
     if (!ctx) co_return false;

@@ -175,10 +175,12 @@ asio::awaitable<bool> Session::start() {
   for (auto& n : cfg_.trusted)
     if (n.contains(conn.client.address)) conn.trusted = true;
 
-  log::info("connect", {{"session", conn.id}, {"client", conn.client.ip}, {"port", conn.client.port},
+  if (log::enabled(log::Level::info))
+    log::info("connect", {{"session", conn.id}, {"client", conn.client.ip}, {"port", conn.client.port},
                         {"listener", conn.listener}, {"trusted", conn.trusted ? "yes" : "no"}});
 
-  Verdict v = co_await rt_->pipeline->run(Stage::connect, tx_);
+  Verdict v;
+  if (rt_->pipeline->has(Stage::connect)) v = co_await rt_->pipeline->run(Stage::connect, tx_);
   if (v.kind == Verdict::Kind::tempfail) {
     int code = v.code >= 400 && v.code < 500 ? 421 : 421;
     reply(code, v.enhanced.empty() || v.enhanced[0] != '4' ? "4.7.0" : v.enhanced,
@@ -290,7 +292,8 @@ asio::awaitable<void> Session::on_helo(const Command& cmd, bool extended) {
     error_reply(501, "5.5.4", extended ? "Syntax: EHLO hostname" : "Syntax: HELO hostname");
     co_return;
   }
-  Verdict v = co_await rt_->pipeline->run(Stage::helo, tx_, name);
+  Verdict v;
+  if (rt_->pipeline->has(Stage::helo)) v = co_await rt_->pipeline->run(Stage::helo, tx_, name);
   if (v.refuses()) {
     reply_verdict(v);
     co_return;
@@ -353,7 +356,8 @@ asio::awaitable<void> Session::on_mail(const Command& cmd) {
   tx_.started = std::chrono::steady_clock::now();
   rcpt_attempts_ = 0;
 
-  Verdict v = co_await rt_->pipeline->run(Stage::mail, tx_);
+  Verdict v;
+  if (rt_->pipeline->has(Stage::mail)) v = co_await rt_->pipeline->run(Stage::mail, tx_);
   if (v.refuses()) {
     reply_verdict(v);
     co_await end_transaction(v.kind == Verdict::Kind::reject ? "rejected" : "tempfailed", "");
@@ -423,7 +427,8 @@ asio::awaitable<void> Session::on_rcpt(const Command& cmd) {
     error_reply(554, "5.7.1", "<" + address + ">: Relay access denied");
     co_return;
   }
-  Verdict v = co_await rt_->pipeline->run(Stage::rcpt, tx_, address);
+  Verdict v;
+  if (rt_->pipeline->has(Stage::rcpt)) v = co_await rt_->pipeline->run(Stage::rcpt, tx_, address);
   if (v.refuses()) {
     reply_verdict(v);
     co_return;
@@ -498,7 +503,8 @@ asio::awaitable<void> Session::on_data() {
     co_return;
   }
 
-  Verdict v = co_await rt_->pipeline->run(Stage::data, tx_);
+  Verdict v;
+  if (rt_->pipeline->has(Stage::data)) v = co_await rt_->pipeline->run(Stage::data, tx_);
   if (v.refuses()) {
     reply_verdict(v);
     co_await end_transaction(v.kind == Verdict::Kind::reject ? "rejected" : "tempfailed", "");
@@ -568,6 +574,13 @@ asio::awaitable<void> Session::end_transaction(const std::string& outcome, const
   else if (outcome == "tempfailed") m.tx_tempfailed.inc();
   else m.tx_aborted.inc();
   if (outcome != "delivered" && upstream_) co_await upstream_->rset();
+  if (log::enabled(log::Level::info)) log_transaction(outcome, upstream_reply);
+  tx_.reset();
+  rcpt_attempts_ = 0;
+  if (phase_ == Phase::mail) phase_ = Phase::greeted;
+}
+
+void Session::log_transaction(const std::string& outcome, const std::string& upstream_reply) const {
   std::string verdicts;
   for (auto& [plugin, v] : tx_.verdicts) verdicts += (verdicts.empty() ? "" : ",") + plugin + "=" + v;
   auto ms = tx_.started.time_since_epoch().count()
@@ -584,9 +597,6 @@ asio::awaitable<void> Session::end_transaction(const std::string& outcome, const
                             {"upstream", upstream_reply},
                             {"outcome", outcome},
                             {"duration_ms", ms}});
-  tx_.reset();
-  rcpt_attempts_ = 0;
-  if (phase_ == Phase::mail) phase_ = Phase::greeted;
 }
 
 // ---------------------------------------------------------------------------------------------

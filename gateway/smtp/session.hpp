@@ -44,6 +44,7 @@ class Session : public std::enable_shared_from_this<Session> {
   boost::asio::awaitable<void> on_auth(const Command& cmd);
   boost::asio::awaitable<bool> flush();
   boost::asio::awaitable<void> end_transaction(const std::string& outcome, const std::string& upstream_reply);
+  void log_transaction(const std::string& outcome, const std::string& upstream_reply) const;
 
   void reply(int code, std::string_view enhanced, std::string_view text);
   void reply(const net::Reply& r, std::string_view default_enhanced);
