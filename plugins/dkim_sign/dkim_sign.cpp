@@ -129,7 +129,7 @@ class DkimSign : public Plugin {
         have_extra = true;
       }
       try {
-        sigs.push_back(k->sign(tx.message, extra, tx.id.empty() ? "gw" : tx.id));
+        sigs.push_back(k->sign(tx.message, extra));
       } catch (const SignError& e) {
         log::error("dkim_sign_failed", {{"session", tx.conn.id}, {"domain", domain},
                                         {"selector", k->spec().selector}, {"error", e.what()}});

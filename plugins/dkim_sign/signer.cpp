@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 
@@ -10,12 +11,6 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#ifndef _Bool
-#define _Bool bool  // dkim.h is C; its _Bool is C++'s bool (same ABI)
-#endif
-extern "C" {
-#include <opendkim/dkim.h>
-}
 
 namespace gw::dkim {
 namespace {
@@ -60,12 +55,6 @@ std::string lower(std::string s) {
   return s;
 }
 
-struct DkimHandle {
-  DKIM* d = nullptr;
-  ~DkimHandle() {
-    if (d) dkim_free(d);
-  }
-};
 
 }  // namespace
 
@@ -76,6 +65,126 @@ const std::vector<std::string>& default_signed_headers() {
       "content-description", "list-id", "list-unsubscribe", "list-unsubscribe-post", "sender",
       "resent-date", "resent-from", "resent-to", "resent-cc", "resent-message-id"};
   return h;
+}
+
+namespace {
+
+bool wsp(char c) { return c == ' ' || c == '\t'; }
+
+struct MdCtx {
+  EVP_MD_CTX* c = EVP_MD_CTX_new();
+  ~MdCtx() { EVP_MD_CTX_free(c); }
+};
+
+// Feeds the canonical body to a digest through a small staging buffer: no copy of the whole body.
+class BodyHasher {
+ public:
+  BodyHasher(EVP_MD_CTX* md, Canon c) : md_(md), canon_(c) { buf_.reserve(kChunk + 1024); }
+
+  void run(std::string_view body) {
+    if (canon_ == Canon::simple) {
+      // RFC 6376 §3.4.3: trailing empty lines are ignored; the result ends with exactly one CRLF
+      size_t end = body.size();
+      while (end >= 2 && body[end - 2] == '\r' && body[end - 1] == '\n') end -= 2;
+      if (end > 0) EVP_DigestUpdate(md_, body.data(), end);
+      EVP_DigestUpdate(md_, "\r\n", 2);
+      return;
+    }
+    // relaxed (§3.4.4): WSP runs -> one SP, no WSP at line ends, no trailing empty lines
+    size_t pos = 0;
+    while (pos < body.size()) {
+      size_t eol = body.find("\r\n", pos);
+      std::string_view line = body.substr(pos, eol == std::string_view::npos ? std::string_view::npos : eol - pos);
+      pos = eol == std::string_view::npos ? body.size() : eol + 2;
+      size_t e = line.size();
+      while (e > 0 && wsp(line[e - 1])) --e;
+      line = line.substr(0, e);
+      if (line.empty()) {
+        ++empty_;
+        continue;
+      }
+      for (; empty_ > 0; --empty_) put("\r\n");
+      size_t i = 0;
+      while (i < line.size()) {
+        size_t j = i;
+        while (j < line.size() && !wsp(line[j])) ++j;
+        put(line.substr(i, j - i));
+        if (j < line.size()) {
+          put(" ");
+          while (j < line.size() && wsp(line[j])) ++j;
+        }
+        i = j;
+      }
+      put("\r\n");
+    }
+    flush();
+  }
+
+ private:
+  static constexpr size_t kChunk = 16384;
+  void put(std::string_view s) {
+    buf_.append(s);
+    if (buf_.size() >= kChunk) flush();
+  }
+  void flush() {
+    if (!buf_.empty()) EVP_DigestUpdate(md_, buf_.data(), buf_.size());
+    buf_.clear();
+  }
+  EVP_MD_CTX* md_;
+  Canon canon_;
+  std::string buf_;
+  size_t empty_ = 0;
+};
+
+std::string b64_digest(EVP_MD_CTX* md) {
+  unsigned char h[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_DigestFinal_ex(md, h, &n);
+  return base64(h, n);
+}
+
+struct Field {
+  std::string_view name;
+  std::string_view raw_value;  // after ':' up to (not including) the final CRLF
+  std::string_view raw;        // whole field with its CRLF (simple canonicalization)
+  std::string owned;           // for prepended fields: "Name: value\r\n"
+};
+
+}  // namespace
+
+std::string canon_header(std::string_view name, std::string_view v, Canon c) {
+  if (c == Canon::simple) {
+    std::string out(name);
+    out += ':';
+    out.append(v);
+    out += "\r\n";
+    return out;
+  }
+  std::string out = lower(std::string(name));
+  while (!out.empty() && wsp(out.back())) out.pop_back();
+  out += ':';
+  size_t start = out.size();
+  bool space = false;
+  for (size_t i = 0; i < v.size(); ++i) {
+    char ch = v[i];
+    if (ch == '\r' || ch == '\n') continue;  // unfold
+    if (wsp(ch)) {
+      space = true;
+      continue;
+    }
+    if (space && out.size() > start) out += ' ';
+    space = false;
+    out += ch;
+  }
+  out += "\r\n";
+  return out;
+}
+
+std::string body_hash_b64(std::string_view body, Canon c) {
+  MdCtx md;
+  EVP_DigestInit_ex(md.c, EVP_sha256(), nullptr);
+  BodyHasher(md.c, c).run(body);
+  return b64_digest(md.c);
 }
 
 SigningKey::SigningKey(KeySpec spec) : spec_(std::move(spec)) {
@@ -89,142 +198,145 @@ SigningKey::SigningKey(KeySpec spec) : spec_(std::move(spec)) {
   bits_ = EVP_PKEY_get_bits(k.get());
   if (spec_.algorithm == Algorithm::rsa_sha256 && bits_ < 1024)
     throw SignError("RSA key of " + std::to_string(bits_) + " bits: at least 1024 (better 2048) are needed (RFC 8301)");
-
   if (spec_.headers.empty()) spec_.headers = default_signed_headers();
   for (auto& h : spec_.headers) h = lower(h);
   for (auto& h : spec_.oversign) h = lower(h);
   if (std::find(spec_.headers.begin(), spec_.headers.end(), "from") == spec_.headers.end())
     spec_.headers.insert(spec_.headers.begin(), "from");  // RFC 6376 §5.4: From MUST be signed
-
-  DKIM_LIB* lib = dkim_init(nullptr, nullptr);
-  if (!lib) throw SignError("libopendkim initialisation failed");
-  lib_ = lib;
-  hdr_storage_ = spec_.headers;
-  hdr_list_.clear();
-  for (auto& h : hdr_storage_) hdr_list_.push_back(h.c_str());
-  hdr_list_.push_back(nullptr);
-  if (dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_SIGNHDRS, hdr_list_.data(), sizeof(char**)) != DKIM_STAT_OK)
-    throw SignError("libopendkim rejected the header list");
-  static std::vector<const char*> none{nullptr};
-  std::vector<const char*> over;
-  for (auto& h : spec_.oversign) over.push_back(h.c_str());
-  over.push_back(nullptr);
-  // the library copies both lists into its own storage
-  if (dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_OVERSIGNHDRS, over.data(), sizeof(char**)) != DKIM_STAT_OK)
-    throw SignError("libopendkim rejected the over-signed header list");
-  (void)none;
-  // Prove the key works with the library now (a config error beats a failure per message).
-  Message probe;
-  probe.buffer() = "From: probe@" + spec_.domain + "\r\nSubject: probe\r\n\r\nprobe\r\n";
-  (void)sign(probe, {}, "probe");
+  // drop duplicates, keep the order
+  std::vector<std::string> uniq;
+  for (auto& h : spec_.headers)
+    if (std::find(uniq.begin(), uniq.end(), h) == uniq.end()) uniq.push_back(h);
+  spec_.headers = std::move(uniq);
+  pkey_ = k.release();
 }
 
-SigningKey::~SigningKey() {
-  if (lib_) dkim_close(static_cast<DKIM_LIB*>(lib_));
-}
+SigningKey::~SigningKey() { EVP_PKEY_free(static_cast<EVP_PKEY*>(pkey_)); }
 
-std::string SigningKey::sign(const Message& msg, const std::vector<Header>& extra, std::string_view id) const {
-  DKIM_STAT st = DKIM_STAT_OK;
-  std::string idz(id);
-  DkimHandle h;
-  h.d = dkim_sign(static_cast<DKIM_LIB*>(lib_), reinterpret_cast<const unsigned char*>(idz.c_str()), nullptr,
-                  reinterpret_cast<dkim_sigkey_t>(const_cast<char*>(spec_.key_pem.c_str())),
-                  reinterpret_cast<const unsigned char*>(spec_.selector.c_str()),
-                  reinterpret_cast<const unsigned char*>(spec_.domain.c_str()),
-                  spec_.header_canon == Canon::relaxed ? DKIM_CANON_RELAXED : DKIM_CANON_SIMPLE,
-                  spec_.body_canon == Canon::relaxed ? DKIM_CANON_RELAXED : DKIM_CANON_SIMPLE,
-                  spec_.algorithm == Algorithm::ed25519_sha256 ? DKIM_SIGN_ED25519SHA256 : DKIM_SIGN_RSASHA256, -1, &st);
-  if (!h.d) throw SignError(std::string("dkim_sign: ") + dkim_getresultstr(st));
-  dkim_set_margin(h.d, 0);  // one line; fold_signature() folds
-  std::string line;
+std::string SigningKey::sign(const Message& msg, const std::vector<Header>& extra, long long now) const {
+  // the header block as the upstream receives it: prepended fields, then the message's own
+  std::vector<Field> fields;
+  fields.reserve(extra.size() + msg.fields().size());
   for (auto& x : extra) {
-    line.assign(x.name);
-    line += ": ";
-    line += x.value;
-    if (dkim_header(h.d, reinterpret_cast<u_char*>(line.data()), line.size()) != DKIM_STAT_OK)
-      throw SignError(std::string("dkim_header: ") + dkim_geterror(h.d));
+    Field f;
+    f.owned = x.name + ": " + x.value + "\r\n";
+    fields.push_back(std::move(f));
   }
-  const std::string& data = msg.data();
-  for (auto& f : msg.fields()) {
-    if (f.removed) continue;
-    size_t len = f.length;
-    if (len >= 2 && data[f.offset + len - 2] == '\r' && data[f.offset + len - 1] == '\n') len -= 2;
-    // the library copies header fields; the buffer itself is never modified
-    if (dkim_header(h.d, reinterpret_cast<u_char*>(const_cast<char*>(data.data() + f.offset)), len) != DKIM_STAT_OK)
-      throw SignError(std::string("dkim_header: ") + dkim_geterror(h.d));
+  for (auto& f : fields) {  // views into `owned` once the vector no longer moves
+    std::string_view o = f.owned;
+    size_t colon = o.find(':');
+    f.name = o.substr(0, colon);
+    f.raw_value = o.substr(colon + 1, o.size() - colon - 3);
+    f.raw = o;
   }
-  st = dkim_eoh(h.d);
-  if (st != DKIM_STAT_OK) throw SignError(std::string("dkim_eoh: ") + (dkim_geterror(h.d) ? dkim_geterror(h.d) : dkim_getresultstr(st)));
-  size_t off = msg.body_offset();
-  if (off < data.size()) {
-    st = dkim_body(h.d, reinterpret_cast<u_char*>(const_cast<char*>(data.data() + off)), data.size() - off);
-    if (st != DKIM_STAT_OK) throw SignError(std::string("dkim_body: ") + dkim_getresultstr(st));
+  for (auto& hf : msg.fields()) {
+    if (hf.removed) continue;
+    std::string_view raw = msg.field_raw(hf);
+    Field f;
+    f.name = raw.substr(0, hf.name_length);
+    size_t end = raw.size();
+    if (end >= 2 && raw[end - 2] == '\r' && raw[end - 1] == '\n') end -= 2;
+    f.raw_value = raw.substr(hf.name_length + 1, end - hf.name_length - 1);
+    f.raw = raw;
+    fields.push_back(std::move(f));
   }
-  st = dkim_eom(h.d, nullptr);
-  if (st != DKIM_STAT_OK) throw SignError(std::string("dkim_eom: ") + (dkim_geterror(h.d) ? dkim_geterror(h.d) : dkim_getresultstr(st)));
-  u_char* out = nullptr;
-  size_t outlen = 0;
-  st = dkim_getsighdr_d(h.d, std::strlen("DKIM-Signature: "), &out, &outlen);
-  if (st != DKIM_STAT_OK || !out) throw SignError(std::string("dkim_getsighdr: ") + dkim_getresultstr(st));
-  return fold_signature(std::string_view(reinterpret_cast<const char*>(out), outlen),
-                        spec_.header_canon == Canon::relaxed);
-}
 
-// The library hashes the DKIM-Signature field unfolded but, with its default margin, emits it folded at
-// places that differ from what it hashed (a simple/x ed25519 signature then never verifies). So it
-// makes one line (margin 0) and the folding happens here, only where no canonicalization can see it:
-// inside the b= value (removed with its whitespace before hashing, RFC 6376 §3.7) and, for relaxed
-// header canonicalization, after the "; " between tags (relaxed reduces any FWS to one SP).
-std::string fold_signature(std::string_view line, bool relaxed) {
-  std::string out;
-  out.reserve(line.size() + line.size() / 32 + 16);
-  size_t b = line.rfind("b=");
-  while (b != std::string_view::npos && b > 0 && line[b - 1] != ' ' && line[b - 1] != ';' && line[b - 1] != '\t')
-    b = b >= 1 ? line.rfind("b=", b - 1) : std::string_view::npos;
-  std::string_view head = b == std::string_view::npos ? line : line.substr(0, b);
-  std::string_view bval = b == std::string_view::npos ? std::string_view{} : line.substr(b + 2);
+  // h=: every present instance of each listed name (selected bottom-up, RFC 6376 §5.4.2), plus one
+  // more for over-signed names so that none can be added later
+  std::vector<std::string> h;
+  std::vector<const Field*> selected;
+  for (auto& name : spec_.headers) {
+    std::vector<const Field*> found;
+    for (auto& f : fields)
+      if (iequals(f.name, name)) found.push_back(&f);
+    for (auto it = found.rbegin(); it != found.rend(); ++it) {
+      h.push_back(name);
+      selected.push_back(*it);
+    }
+    if (std::find(spec_.oversign.begin(), spec_.oversign.end(), name) != spec_.oversign.end()) h.push_back(name);
+  }
+
+  std::string bh = body_hash_b64(msg.body(), spec_.body_canon);
+  bool relaxed = spec_.header_canon == Canon::relaxed;
+  const char* alg = spec_.algorithm == Algorithm::ed25519_sha256 ? "ed25519-sha256" : "rsa-sha256";
+  std::string c = std::string(relaxed ? "relaxed" : "simple") + "/" + (spec_.body_canon == Canon::relaxed ? "relaxed" : "simple");
+  if (now == 0) now = static_cast<long long>(std::time(nullptr));
+  std::vector<std::string> tags{"v=1", std::string("a=") + alg, "c=" + c, "d=" + spec_.domain, "s=" + spec_.selector,
+                                "t=" + std::to_string(now), "bh=" + bh};
+  std::string hl = "h=";
+  for (size_t i = 0; i < h.size(); ++i) hl += (i ? ":" : "") + h[i];
+  tags.push_back(hl);
+  // the value up to "b=", folded at tag boundaries (hashed exactly like this in both canonicalizations)
+  std::string value;
   size_t col = std::strlen("DKIM-Signature: ");
-  if (relaxed) {
-    size_t pos = 0;
-    while (pos < head.size()) {
-      size_t semi = head.find("; ", pos);
-      std::string_view tag = head.substr(pos, semi == std::string_view::npos ? std::string_view::npos : semi + 1 - pos);
-      if (col + tag.size() > 76 && col > 1) {
-        out += "\r\n\t";
+  for (auto& t : tags) {
+    std::string piece = t + ";";
+    if (!value.empty()) {
+      if (col + 1 + piece.size() > 78) {
+        value += "\r\n\t";
         col = 1;
-      } else if (!out.empty()) {
-        out += ' ';
+      } else {
+        value += ' ';
         ++col;
       }
-      out += tag;
-      col += tag.size();
-      if (semi == std::string_view::npos) break;
-      pos = semi + 2;
     }
-    if (b != std::string_view::npos) {
-      out += "\r\n\t";
-      col = 1;
-    }
-  } else {
-    out.append(head);
-    col += head.size();
+    value += piece;
+    col += piece.size();
   }
-  if (b == std::string_view::npos) return out;
-  out += "b=";
-  col += 2;
-  while (!bval.empty()) {
+  value += col + 3 > 78 ? "\r\n\tb=" : " b=";
+  size_t nl = value.rfind('\n');
+  col = nl == std::string::npos ? std::strlen("DKIM-Signature: ") + value.size() : value.size() - nl;
+
+  // header hash input: the selected fields, then this field without its final CRLF (§3.7)
+  MdCtx md;
+  EVP_PKEY* key = static_cast<EVP_PKEY*>(pkey_);
+  bool ed = spec_.algorithm == Algorithm::ed25519_sha256;
+  if (ed) EVP_DigestInit_ex(md.c, EVP_sha256(), nullptr);
+  else if (EVP_DigestSignInit(md.c, nullptr, EVP_sha256(), nullptr, key) != 1) throw SignError("RSA signing setup failed");
+  auto feed = [&](const std::string& s) {
+    if (ed) EVP_DigestUpdate(md.c, s.data(), s.size());
+    else EVP_DigestSignUpdate(md.c, s.data(), s.size());
+  };
+  for (const Field* f : selected) {
+    if (relaxed) feed(canon_header(f->name, f->raw_value, Canon::relaxed));
+    else feed(std::string(f->raw));
+  }
+  std::string self = relaxed ? canon_header("DKIM-Signature", " " + value, Canon::relaxed) : "DKIM-Signature: " + value + "\r\n";
+  self.resize(self.size() - 2);
+  feed(self);
+
+  std::vector<unsigned char> sig;
+  size_t siglen = 0;
+  if (ed) {
+    unsigned char digest[32];
+    unsigned int dlen = 0;
+    EVP_DigestFinal_ex(md.c, digest, &dlen);
+    MdCtx sctx;  // RFC 8463: PureEdDSA over the SHA-256 of the header data
+    if (EVP_DigestSignInit(sctx.c, nullptr, nullptr, nullptr, key) != 1) throw SignError("Ed25519 signing setup failed");
+    siglen = 64;
+    sig.resize(siglen);
+    if (EVP_DigestSign(sctx.c, sig.data(), &siglen, digest, dlen) != 1) throw SignError("Ed25519 signing failed");
+  } else {
+    if (EVP_DigestSignFinal(md.c, nullptr, &siglen) != 1) throw SignError("RSA signing failed");
+    sig.resize(siglen);
+    if (EVP_DigestSignFinal(md.c, sig.data(), &siglen) != 1) throw SignError("RSA signing failed");
+  }
+  std::string b = base64(sig.data(), siglen);
+  // fold inside b= only: its value and the whitespace in it are removed before hashing (§3.7)
+  std::string_view rest = b;
+  while (!rest.empty()) {
     size_t room = col >= 76 ? 0 : 76 - col;
     if (room == 0) {
-      out += "\r\n\t ";
+      value += "\r\n\t ";
       col = 2;
       continue;
     }
-    size_t take = std::min(room, bval.size());
-    out.append(bval.substr(0, take));
-    bval.remove_prefix(take);
+    size_t take = std::min(room, rest.size());
+    value.append(rest.substr(0, take));
+    rest.remove_prefix(take);
     col += take;
   }
-  return out;
+  return value;
 }
 
 std::string read_key_file(const std::string& path) {

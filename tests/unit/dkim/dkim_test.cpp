@@ -208,6 +208,38 @@ TEST(DkimSign, RoundTripBothAlgorithmsWithPrependedHeaders) {
     }
 }
 
+TEST(DkimSign, CanonicalizationRfc6376Example) {
+  // RFC 6376 §3.4.5
+  EXPECT_EQ(canon_header("A", " X", Canon::relaxed), "a:X\r\n");
+  EXPECT_EQ(canon_header("B ", " Y\t\r\n\tZ  ", Canon::relaxed), "b:Y Z\r\n");
+  EXPECT_EQ(canon_header("B ", " Y\t\r\n\tZ  ", Canon::simple), "B : Y\t\r\n\tZ  \r\n");
+  auto sha = [](const std::string& s) {
+    unsigned char h[32];
+    unsigned int n = 0;
+    EVP_Digest(s.data(), s.size(), h, &n, EVP_sha256(), nullptr);
+    std::string out(44, '\0');
+    EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), h, 32);
+    return out;
+  };
+  const std::string body = " C \r\nD \t E\r\n\r\n\r\n";
+  EXPECT_EQ(body_hash_b64(body, Canon::relaxed), sha(" C\r\nD E\r\n"));
+  EXPECT_EQ(body_hash_b64(body, Canon::simple), sha(" C \r\nD \t E\r\n"));
+  // empty bodies (RFC 6376 §3.4.3, §3.4.4)
+  EXPECT_EQ(body_hash_b64("", Canon::simple), "frcCV1k9oG9oKj3dpUqdJg1PxRT2RSN/XKdLCPjaYaY=");
+  EXPECT_EQ(body_hash_b64("", Canon::relaxed), "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
+  EXPECT_EQ(body_hash_b64("\r\n \t\r\n", Canon::relaxed), "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
+  // no final CRLF: one is added
+  EXPECT_EQ(body_hash_b64("x", Canon::simple), sha("x\r\n"));
+  EXPECT_EQ(body_hash_b64("x  y ", Canon::relaxed), sha("x y\r\n"));
+  // a body longer than the staging buffer hashes like the one-shot canonical form
+  std::string big, canon;
+  for (int i = 0; i < 5000; ++i) {
+    big += "line\t\t" + std::to_string(i) + "   \r\n";
+    canon += "line " + std::to_string(i) + "\r\n";
+  }
+  EXPECT_EQ(body_hash_b64(big + "\r\n\r\n", Canon::relaxed), sha(canon));
+}
+
 TEST(DkimSign, RemovedFieldsAreNotSigned) {
   Message m = make("From: a@example.test\r\nSubject: one\r\nSubject: two\r\n\r\nx\r\n");
   // a plugin removed the first Subject: the forwarded message holds only "two"
