@@ -213,3 +213,39 @@ def test_key_errors_are_config_errors(tmp_path, keys):
     assert r.returncode == 1 and "canonicalization" in r.stderr, r.stderr
     r = check_config(tmp_path, sign_config(key_entry(keys["rsa"]), key_entry(keys["ed"], "e1", "ed25519-sha256")))
     assert r.returncode == 0, r.stderr
+
+
+def test_sighup_reloads_keys_and_keeps_old_on_error(tmp_path, sink, gateway_factory, keys, dns):
+    import signal
+    import time
+    gw = gateway_factory(sign_config(key_entry(keys["rsa"])), upstream_ports=[sink.port], pipeline=["dkim_sign"])
+
+    def selector_of_next():
+        n = sink.count()
+        code, lines = send_message(gw.port, sender="alice@example.test", rcpts=["bob@remote.test"],
+                                   body=MESSAGES["plain"])
+        assert code == 250, lines
+        assert sink.wait_count(n + 1)
+        sig = re.sub(r"\s+", "", sink.messages[-1].header("DKIM-Signature")[0])
+        return re.search(r";s=([^;]+);", sig).group(1)
+
+    def reload(body, wait_for):
+        with open(gw.config_path) as f:
+            text = f.read()
+        text = text[:text.index("\n[plugins.dkim_sign]")] + body
+        with open(gw.config_path, "w") as f:
+            f.write(text)
+        before = gw.log().count(wait_for)
+        gw.signal(signal.SIGHUP)
+        end = time.time() + 10
+        while time.time() < end and gw.log().count(wait_for) == before:
+            time.sleep(0.05)
+        assert gw.log().count(wait_for) > before, gw.log()[-2000:]
+
+    assert selector_of_next() == "s1"
+    reload(sign_config(key_entry(keys["ed"], "e1", "ed25519-sha256")), "reloaded")
+    assert selector_of_next() == "e1"
+    # a config whose key file is gone is refused; the running keys stay
+    reload(sign_config(key_entry(str(tmp_path / "gone.key"))), "reload_failed")
+    assert "gone.key" in gw.log()
+    assert selector_of_next() == "e1"
