@@ -1,9 +1,16 @@
 // dkim_verify: checks every DKIM-Signature of inbound mail. Key records come from the gateway's
 // asynchronous resolver (fetched once the message is in, before libopendkim runs), so the library
 // never does DNS itself. Results go into tx.dkim and the one Authentication-Results header.
+#include <algorithm>
 #include <memory>
-#include <set>
 #include <string>
+#include <vector>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include "gateway/core/plugin.hpp"
 #include "gateway/dns/resolver.hpp"
@@ -12,6 +19,8 @@
 
 namespace gw::dkim {
 namespace {
+
+namespace asio = boost::asio;
 
 constexpr size_t kMaxLookups = 10;  // distinct key names fetched per message
 
@@ -29,17 +38,27 @@ class DkimVerify : public Plugin {
     if (tx.conn.outbound()) co_return Verdict::next();  // our own users' mail: dkim_sign's business
     auto refs = signature_refs(tx.message);
     KeyMap keys;
-    std::set<std::string> names;
-    for (auto& r : refs) names.insert(r.key_name());
-    size_t n = 0;
-    for (auto& name : names) {
-      KeyAnswer a;
-      if (resolver_ && n++ < kMaxLookups) {
-        dns::Answer ans = co_await resolver_->query(name, dns::Type::TXT);
-        a.status = ans.status;
-        a.records = std::move(ans.records);
-      }  // else: no resolver (or too many keys): temperror
-      keys.emplace(name, std::move(a));
+    std::vector<std::string> names;
+    for (auto& r : refs) {
+      std::string n = r.key_name();
+      if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
+    }
+    for (auto& n : names) keys.emplace(n, KeyAnswer{});  // temperror unless answered below
+    if (names.size() > kMaxLookups) names.resize(kMaxLookups);
+    if (resolver_ && !names.empty()) {
+      // all key lookups at once: a message's wait is its slowest key, not the sum
+      auto ex = co_await asio::this_coro::executor;
+      using Op = decltype(asio::co_spawn(ex, resolver_->query(std::string(), dns::Type::TXT), asio::deferred));
+      std::vector<Op> ops;
+      for (auto& n : names) ops.push_back(asio::co_spawn(ex, resolver_->query(n, dns::Type::TXT), asio::deferred));
+      auto [order, errors, answers] = co_await asio::experimental::make_parallel_group(std::move(ops))
+                                          .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
+      for (size_t i = 0; i < names.size(); ++i) {
+        if (errors[i]) continue;  // a resolver exception counts as temperror
+        KeyAnswer& a = keys[names[i]];
+        a.status = answers[i].status;
+        a.records = std::move(answers[i].records);
+      }
     }
     auto results = verifier_->verify(tx.message, keys, tx.id.empty() ? "gw" : tx.id);
     if (results.empty()) {

@@ -7,6 +7,9 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 
 #include <openssl/bio.h>
@@ -384,6 +387,20 @@ class FakeResolver : public dns::Resolver {
   }
 };
 
+// Answers after a delay (the lookups of one message run at once); a name "throw" raises.
+class SlowResolver : public dns::Resolver {
+ public:
+  std::map<std::string, dns::Answer> answers;
+  boost::asio::awaitable<dns::Answer> query(std::string name, dns::Type) override {
+    boost::asio::steady_timer t(co_await boost::asio::this_coro::executor);
+    t.expires_after(std::chrono::milliseconds(300));
+    co_await t.async_wait(boost::asio::use_awaitable);
+    auto it = answers.find(name);
+    if (it == answers.end()) throw std::runtime_error("resolver failure");
+    co_return it->second;
+  }
+};
+
 struct PluginRun {
   Verdict verdict;
   Transaction tx;
@@ -426,6 +443,34 @@ TEST(DkimVerifyPlugin, FetchesKeysThroughResolver) {
   run = run_verify(res, rfc8463_message(), true);
   EXPECT_TRUE(res->asked.empty());
   EXPECT_TRUE(run.tx.dkim.empty());
+}
+
+TEST(DkimVerifyPlugin, LookupsRunConcurrentlyAndErrorsAreTemperror) {
+  auto res = std::make_shared<SlowResolver>();
+  res->answers["brisbane._domainkey.football.example.com"] = {dns::Status::ok, {kRfc8463Ed}, 300};
+  res->answers["test._domainkey.football.example.com"] = {dns::Status::ok, {kRfc8463Rsa}, 300};
+  auto start = std::chrono::steady_clock::now();
+  auto run = run_verify(res, rfc8463_message());
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(took, std::chrono::milliseconds(550));  // two 300 ms lookups side by side
+  ASSERT_EQ(run.tx.dkim.size(), 2u);
+  EXPECT_EQ(run.tx.dkim[0].result, "pass");
+  EXPECT_EQ(run.tx.dkim[1].result, "pass");
+  res->answers.erase("test._domainkey.football.example.com");  // this lookup throws
+  run = run_verify(res, rfc8463_message());
+  EXPECT_EQ(run.tx.dkim[0].result, "pass");
+  EXPECT_EQ(run.tx.dkim[1].result, "temperror");
+}
+
+TEST(DkimVerifyPlugin, OnFailActions) {
+  auto res = std::make_shared<FakeResolver>();
+  res->answers["brisbane._domainkey.football.example.com"] = {dns::Status::ok, {kRfc8463Ed}, 300};
+  res->answers["test._domainkey.football.example.com"] = {dns::Status::ok, {kRfc8463Rsa}, 300};
+  std::string bad = rfc8463_message();
+  bad.replace(bad.find("hungry"), 6, "HUNGRY");
+  auto run = run_verify(res, bad);
+  EXPECT_EQ(run.verdict.kind, Verdict::Kind::proceed);  // default on_fail = tag
+  EXPECT_EQ(run.tx.dkim[0].result, "fail");
 }
 
 TEST(DkimVerifyPlugin, NoResolverGivesTemperrorAndUnsignedGivesNone) {
