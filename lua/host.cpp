@@ -179,9 +179,7 @@ Task<Verdict> Host::call(Hook hook, Transaction& tx, std::string_view arg) {
       } else if (status == LUA_YIELD) {
         message = "attempt to yield from a hook (coroutine.yield outside a coroutine the script created)";
         kind = "runtime";
-        lua_Debug ar;
-        if (lua_getstack(T, 0, &ar) && lua_getinfo(T, "Sl", &ar) && ar.currentline > 0)
-          where = std::string(ar.short_src) + ":" + std::to_string(ar.currentline);
+        where = innermost_line(T);
       } else {
         describe_error(T, message, where);
         kind = c.exceeded ? "instructions" : status == LUA_ERRMEM ? "memory" : "runtime";

@@ -147,6 +147,51 @@ int l_load(lua_State* L) {
   return lua_gettop(L);
 }
 
+// xpcall whose message handler never runs once the call is over its instruction budget. Lua runs a
+// message handler before unwinding, so for an error raised by the count hook it would run with hooks
+// off, unbounded; the guard passes the error object through untouched instead.
+int guarded_handler(lua_State* L) {
+  Call* c = state_of(L)->current;
+  if (c && c->exceeded) return 1;
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  return 1;
+}
+
+int finish_xpcall(lua_State* L, int status, lua_KContext extra) {
+  if (status != LUA_OK && status != LUA_YIELD) {
+    lua_pushboolean(L, 0);
+    lua_pushvalue(L, -2);
+    return 2;
+  }
+  return lua_gettop(L) - static_cast<int>(extra);
+}
+
+int l_xpcall(lua_State* L) {
+  int n = lua_gettop(L);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_pushvalue(L, 2);
+  lua_pushcclosure(L, guarded_handler, 1);
+  lua_replace(L, 2);
+  lua_pushboolean(L, 1);
+  lua_pushvalue(L, 1);
+  lua_rotate(L, 3, 2);
+  int status = lua_pcallk(L, n - 2, LUA_MULTRET, 2, 2, finish_xpcall);
+  return finish_xpcall(L, status, 2);
+}
+
+// coroutine.close runs __close handlers; on a coroutine killed by the count hook they would run with
+// hooks off, so it is refused once the budget is spent.
+int l_coclose(lua_State* L) {
+  Call* c = state_of(L)->current;
+  if (c && c->exceeded) return luaL_error(L, "instruction limit exceeded");
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
 const char* script_of(lua_State* L) {
   State* st = state_of(L);
   Call* c = st->current;
@@ -722,6 +767,13 @@ int setup(lua_State* L) {
   lua_setglobal(L, "collectgarbage");
   lua_pushcfunction(L, l_setmetatable);
   lua_setglobal(L, "setmetatable");
+  lua_pushcfunction(L, l_xpcall);
+  lua_setglobal(L, "xpcall");
+  lua_getglobal(L, LUA_COLIBNAME);
+  lua_getfield(L, -1, "close");
+  lua_pushcclosure(L, l_coclose, 1);
+  lua_setfield(L, -2, "close");
+  lua_pop(L, 1);
   lua_pushcfunction(L, l_print);
   lua_setglobal(L, "print");
   keep_only(L, LUA_OSLIBNAME, {"time", "clock", "date", "difftime"});
@@ -887,13 +939,16 @@ int prepare_call(lua_State* L) {
 void describe_error(lua_State* co, std::string& message, std::string& where) {
   if (lua_type(co, -1) == LUA_TSTRING) message = lua_tostring(co, -1);
   else message = std::string("(error object is a ") + luaL_typename(co, -1) + " value)";
+  where = innermost_line(co);
+}
+
+std::string innermost_line(lua_State* co) {
   lua_Debug ar;
   for (int level = 0; lua_getstack(co, level, &ar); ++level) {
-    if (lua_getinfo(co, "Sl", &ar) && ar.currentline > 0) {
-      where = std::string(ar.short_src) + ":" + std::to_string(ar.currentline);
-      return;
-    }
+    if (lua_getinfo(co, "Sl", &ar) && ar.currentline > 0)
+      return std::string(ar.source[0] == '@' ? ar.source + 1 : ar.short_src) + ":" + std::to_string(ar.currentline);
   }
+  return {};
 }
 
 bool read_verdict(State& st, lua_State* co, int nres, Verdict& out, std::string& error) {

@@ -99,6 +99,7 @@ State* state_of(lua_State* L);
 // Protected steps of a hook call (run with lua_pcall on the main thread; they allocate).
 int prepare_call(lua_State* L);  // arg 1: light userdata Call*, upvalue-free; pushes nothing
 // Formats the error on top of `co` (a dead coroutine) as message + "script:line" of the innermost Lua frame.
+std::string innermost_line(lua_State* co);  // "script:line" of the innermost Lua frame, or ""
 void describe_error(lua_State* co, std::string& message, std::string& where);
 // Reads the verdict the hook returned (first of nres values on co's top). false + error when not a verdict.
 bool read_verdict(State& st, lua_State* co, int nres, Verdict& out, std::string& error);
