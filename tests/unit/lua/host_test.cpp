@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <regex>
+#include <sstream>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -242,6 +244,48 @@ TEST(LuaHost, ReadLinesOnlyAtLoad) {
   auto tx = make_tx();
   EXPECT_EQ(run(h, Hook::helo, tx, "x").kind, Verdict::Kind::tempfail);  // read_lines in a hook raises
   EXPECT_THROW(Host(options("gateway.read_lines('/nonexistent/file')")), LoadError);
+}
+
+}  // namespace
+}  // namespace gw::lua
+
+namespace gw::lua {
+namespace {
+
+std::string policy_text(const std::string& name) {
+  std::ifstream in(std::string(GATEWAY_SOURCE_DIR) + "/policies/" + name);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST(LuaPolicies, RecipientCapsCountsInTheStore) {
+  auto text = std::regex_replace(policy_text("recipient_caps.lua"), std::regex("local LIMIT = \\d+"), "local LIMIT = 3");
+  ASSERT_NE(text.find("local LIMIT = 3"), std::string::npos);
+  auto store = std::make_shared<MemStore>();
+  Host h(options(text, store));
+  auto tx = make_tx();
+  std::vector<Verdict::Kind> got;
+  for (int i = 0; i < 5; ++i) got.push_back(run(h, Hook::rcpt_to, tx, "r@example.test").kind);
+  EXPECT_EQ(got, (std::vector<Verdict::Kind>{Verdict::Kind::proceed, Verdict::Kind::proceed, Verdict::Kind::proceed,
+                                             Verdict::Kind::tempfail, Verdict::Kind::tempfail}));
+  EXPECT_EQ(store->data["lua:rcptcap:sender.test"], "5");
+  EXPECT_EQ(store->ttls["lua:rcptcap:sender.test"], std::chrono::hours(1));
+  tx.sender = "x@other.test";
+  EXPECT_EQ(run(h, Hook::rcpt_to, tx, "r@example.test").kind, Verdict::Kind::proceed);
+  tx.conn.trusted = true;  // outbound mail is not counted
+  tx.sender = "a@sender.test";
+  EXPECT_EQ(run(h, Hook::rcpt_to, tx, "r@example.test").kind, Verdict::Kind::proceed);
+  tx.conn.trusted = false;
+  store->fail = true;  // ON_STORE_ERROR = "accept"
+  EXPECT_EQ(run(h, Hook::rcpt_to, tx, "r@example.test").kind, Verdict::Kind::proceed);
+}
+
+TEST(LuaPolicies, AllCompile) {
+  for (auto& e : std::filesystem::directory_iterator(std::string(GATEWAY_SOURCE_DIR) + "/policies")) {
+    if (e.path().extension() != ".lua" || e.path().filename() == "access_lists.lua") continue;  // needs its list file
+    EXPECT_NO_THROW(Host(options(policy_text(e.path().filename().string())))) << e.path();
+  }
 }
 
 }  // namespace
