@@ -181,6 +181,33 @@ int l_xpcall(lua_State* L) {
   return finish_xpcall(L, status, 2);
 }
 
+// Charges `n` units of work done inside a C function (no Lua instructions run there) to the call's
+// instruction budget; raises like the count hook once the budget is spent.
+void charge(lua_State* L, std::uint64_t n) {
+  State* st = state_of(L);
+  Call* c = st->current;
+  if (!c) return;
+  c->used += n;
+  if (c->used > st->prog->options.max_instructions || c->exceeded) {
+    c->exceeded = true;
+    lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
+    if (c->thread && c->thread != L) lua_sethook(c->thread, count_hook, LUA_MASKCOUNT, 1);
+    luaL_error(L, "instruction limit exceeded (max_instructions = %I)",
+               static_cast<lua_Integer>(st->prog->options.max_instructions));
+  }
+}
+
+// table.move loops in C, one step per element even over nils: charged one instruction per element.
+int l_table_move(lua_State* L) {
+  lua_Integer f = luaL_checkinteger(L, 2);
+  lua_Integer e = luaL_checkinteger(L, 3);
+  if (e >= f) charge(L, static_cast<std::uint64_t>(e) - static_cast<std::uint64_t>(f) + 1);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  return 1;
+}
+
 // coroutine.close runs __close handlers; on a coroutine killed by the count hook they would run with
 // hooks off, so it is refused once the budget is spent.
 int l_coclose(lua_State* L) {
@@ -776,6 +803,11 @@ int setup(lua_State* L) {
   lua_pop(L, 1);
   lua_pushcfunction(L, l_print);
   lua_setglobal(L, "print");
+  lua_getglobal(L, LUA_TABLIBNAME);
+  lua_getfield(L, -1, "move");
+  lua_pushcclosure(L, l_table_move, 1);
+  lua_setfield(L, -2, "move");
+  lua_pop(L, 1);
   keep_only(L, LUA_OSLIBNAME, {"time", "clock", "date", "difftime"});
   lua_getglobal(L, LUA_STRLIBNAME);
   lua_pushnil(L);

@@ -17,6 +17,7 @@ CASES = {
     "coroutineloop": ("while true do coroutine.resume(coroutine.create(function() while true do end end)) end",
                       "instruction limit exceeded"),
     "wraploop": ("local co = coroutine.wrap(function() while true do end end) co()", "instruction limit exceeded"),
+    "tablemove": ("table.move({}, 1, 1e12, 2)", "instruction limit exceeded"),
     "membomb": ("local t = {} while true do t[#t + 1] = string.rep('x', 4096) .. #t end", "not enough memory"),
     "strrep": ("local s = string.rep('x', 1e9)", "not enough memory"),
     "strrephuge": ("local s = string.rep('x', 1e10)", "resulting string too large"),

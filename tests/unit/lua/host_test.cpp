@@ -142,6 +142,7 @@ TEST(LuaHost, InstructionBoundEvenWhenCaught) {
                            "while true do coroutine.resume(coroutine.create(function() while true do end end)) end",
                            "while true do xpcall(function() while true do end end, function() while true do end end) end",
                            "local co = coroutine.wrap(function() local co2 = coroutine.create(function() local x <close> = setmetatable({}, {__close = function() while true do end end}) while true do end end) coroutine.resume(co2) for i = 1, 500 do end coroutine.close(co2) end) co() while true do end",
+                           "table.move({}, 1, 1e15, 2)",
                            "local t = setmetatable({}, {__index = function(t, k) while true do end end}) while true do pcall(function() return t.x end) end"}) {
     Host h(options(std::string("function on_helo(tx, name) ") + body + " end"));
     auto tx = make_tx();
