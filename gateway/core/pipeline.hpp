@@ -20,6 +20,8 @@ class Pipeline {
   Task<Verdict> run(Stage stage, Transaction& tx, std::string_view arg = {}) const;
 
   bool empty() const { return plugins_.empty(); }
+  // Whether any plugin hooks `stage`: callers skip run() (and its coroutine frame) when none does.
+  bool has(Stage stage) const { return stages_ & static_cast<unsigned>(stage); }
   std::vector<std::string> names() const;
 
  private:

@@ -104,9 +104,18 @@ Reply UpstreamClient::failure(std::string_view what) {
 Task<bool> UpstreamClient::connect_one(const config::Endpoint& ep) {
   drop();
   server_ = ep.to_string();
-  tcp::resolver resolver(ex_);
-  auto [rec, results] = co_await resolver.async_resolve(ep.host, std::to_string(ep.port), use_tuple);
-  if (rec) co_return false;
+  // An IP literal (the usual case) needs no resolver: asio's resolver would hop to its own thread.
+  std::vector<tcp::endpoint> endpoints;
+  boost::system::error_code aec;
+  auto literal = asio::ip::make_address(ep.host, aec);
+  if (!aec) {
+    endpoints.emplace_back(literal, ep.port);
+  } else {
+    tcp::resolver resolver(ex_);
+    auto [rec, results] = co_await resolver.async_resolve(ep.host, std::to_string(ep.port), use_tuple);
+    if (rec) co_return false;
+    for (auto& r : results) endpoints.push_back(r.endpoint());
+  }
   tcp::socket socket(ex_);
   asio::steady_timer timer(ex_);
   timer.expires_after(cfg_.upstream.connect_timeout);
@@ -118,7 +127,7 @@ Task<bool> UpstreamClient::connect_one(const config::Endpoint& ep) {
       socket.cancel(ignored);
     }
   });
-  auto [cec, endpoint] = co_await asio::async_connect(socket, results, use_tuple);
+  auto [cec, endpoint] = co_await asio::async_connect(socket, endpoints, use_tuple);
   timer.cancel();
   if (cec || timed_out) co_return false;
   socket.set_option(tcp::no_delay(true));
