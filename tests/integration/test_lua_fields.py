@@ -22,7 +22,7 @@ function on_helo(tx, name)
 end
 function on_mail_from(tx, addr)
   rec(tx, "X-Mail", table.concat({show(addr), show(tx.sender), show(tx.auth_user), show(tx.trusted),
-      show(tx.helo), show(#tx.recipients)}, " "))
+      show(tx.helo), show(#tx.recipients), show(tx.tls), show(tx.listener.role)}, " "))
 end
 function on_rcpt_to(tx, addr)
   rec(tx, "X-Rcpt", show(addr) .. " [" .. table.concat(tx.recipients, ",") .. "]")
@@ -82,7 +82,7 @@ def test_fields_in_every_hook(gateway_factory, sink, tmp_path):
     assert helo == "nil:nil" and sender == "nil:nil"
     assert h("X-Helo") == ["string:client.test nil:nil"]
     assert h("X-Mail") == ["string:alice@sender.test string:alice@sender.test nil:nil boolean:true "
-                           "string:client.test integer:0"]
+                           "string:client.test integer:0 boolean:false string:inbound"]
     assert h("X-Rcpt") == ["string:bob@example.test []", "string:carol@example.test [bob@example.test]"]
     assert h("X-Size") == ["integer:%d" % len(MESSAGE)]
     assert h("X-Subject") == ["string:hello world"]
@@ -121,3 +121,35 @@ def test_facts_from_other_plugins(gateway_factory, sink, tmp_path):
     assert m.header("X-Mail")[0].split(" ")[2] == "string:alice"
     assert m.header("X-Spf") == ["string:softfail string:sender.test"]
     assert m.header("X-Dkim") == ["2:sender.test/s1/pass,other.test/s2/fail"]
+
+
+def test_tls_submission_and_auth_user(tmp_path, sink):
+    from edgetest import TlsClient, crypt_hash, gateway_config, make_cert, plain, start_gateway, transaction
+    cert, key = make_cert(tmp_path)
+    users = tmp_path / "users"
+    users.write_text("alice:%s\n" % crypt_hash("pw", "$6$"))
+    script = tmp_path / "fields.lua"
+    script.write_text(FIELDS)
+    text = gateway_config([dict(role="submission", tls="starttls")], trusted=[], head='pipeline = ["lua"]\n',
+                          body='\n[tls]\ncertificate = "%s"\nprivate_key = "%s"\n\n[auth]\nusers_file = "%s"\n'
+                               '\n[plugins.lua]\nscripts = ["%s"]\n' % (cert, key, users, script))
+    gw = start_gateway(tmp_path, text, [sink.port], threads=1)
+    try:
+        c = TlsClient(gw.port)
+        assert c.reply()[0] == 220
+        c.ehlo()
+        c.starttls()
+        c.ehlo()
+        code, lines = c.cmd("AUTH PLAIN " + plain("alice", "pw"))
+        assert code == 235, lines
+        assert transaction(c)[0] == 250
+        c.close()
+        assert sink.wait_count(1)
+        m = sink.messages[0]
+        connect = m.header("X-Connect")[0].split(" ")
+        assert connect[3:6] == ["string:submission", "boolean:false", "boolean:false"]  # role, tls, trusted at connect
+        mail = m.header("X-Mail")[0].split(" ")
+        assert mail[2:4] == ["string:alice", "boolean:false"]  # auth_user, trusted
+        assert mail[6:8] == ["boolean:true", "string:submission"]  # tls after STARTTLS
+    finally:
+        gw.stop()
