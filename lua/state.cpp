@@ -181,8 +181,8 @@ int l_xpcall(lua_State* L) {
   return finish_xpcall(L, status, 2);
 }
 
-// Charges `n` units of work done inside a C function (no Lua instructions run there) to the call's
-// instruction budget; raises like the count hook once the budget is spent.
+}  // namespace
+
 void charge(lua_State* L, std::uint64_t n) {
   State* st = state_of(L);
   Call* c = st->current;
@@ -196,6 +196,8 @@ void charge(lua_State* L, std::uint64_t n) {
                static_cast<lua_Integer>(st->prog->options.max_instructions));
   }
 }
+
+namespace {
 
 // table.move loops in C, one step per element even over nils: charged one instruction per element.
 int l_table_move(lua_State* L) {
@@ -808,6 +810,7 @@ int setup(lua_State* L) {
   lua_pushcclosure(L, l_table_move, 1);
   lua_setfield(L, -2, "move");
   lua_pop(L, 1);
+  install_patterns(L);
   keep_only(L, LUA_OSLIBNAME, {"time", "clock", "date", "difftime"});
   lua_getglobal(L, LUA_STRLIBNAME);
   lua_pushnil(L);

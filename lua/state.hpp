@@ -96,6 +96,12 @@ class State {
 
 State* state_of(lua_State* L);
 
+// Charges `n` units of work done inside a C function (no Lua instruction runs there) to the running
+// call's instruction budget; raises "instruction limit exceeded" once it is spent.
+void charge(lua_State* L, std::uint64_t n);
+// Replaces string.find/match/gmatch/gsub with the step-counted matcher (pattern.cpp).
+void install_patterns(lua_State* L);
+
 // Protected steps of a hook call (run with lua_pcall on the main thread; they allocate).
 int prepare_call(lua_State* L);  // arg 1: light userdata Call*, upvalue-free; pushes nothing
 // Formats the error on top of `co` (a dead coroutine) as message + "script:line" of the innermost Lua frame.

@@ -18,6 +18,7 @@ CASES = {
                       "instruction limit exceeded"),
     "wraploop": ("local co = coroutine.wrap(function() while true do end end) co()", "instruction limit exceeded"),
     "tablemove": ("table.move({}, 1, 1e12, 2)", "instruction limit exceeded"),
+    "backtrack": ("local s = string.rep('a', 300000) s:find('.-.-b')", "instruction limit exceeded"),
     "membomb": ("local t = {} while true do t[#t + 1] = string.rep('x', 4096) .. #t end", "not enough memory"),
     "strrep": ("local s = string.rep('x', 1e9)", "not enough memory"),
     "strrephuge": ("local s = string.rep('x', 1e10)", "resulting string too large"),
