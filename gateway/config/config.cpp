@@ -127,6 +127,7 @@ std::shared_ptr<const Config> load_config(const std::string& path) {
     bool wants_auth = false;
     for (auto& l : cfg->listeners) wants_auth |= l.require_auth;
     if (wants_auth && cfg->auth.users_file.empty()) t.fail("users_file", "require_auth needs [auth] users_file");
+    if (!cfg->auth.users_file.empty()) cfg->auth.users = load_users_file(cfg->auth.users_file);
   }
 
   auto upstream = root.table("upstream");

@@ -9,6 +9,7 @@
 #include "gateway/config/network.hpp"
 #include "gateway/config/table.hpp"
 #include "gateway/config/units.hpp"
+#include "gateway/config/users_file.hpp"
 
 namespace gw::config {
 
@@ -44,6 +45,7 @@ struct TlsConfig {
 
 struct AuthConfig {
   std::string users_file;
+  UserHashes users;  // loaded from users_file with the config (so a reload re-reads it)
 };
 
 struct UpstreamConfig {

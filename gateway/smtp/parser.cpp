@@ -17,7 +17,9 @@ bool ieq_prefix(std::string_view s, std::string_view prefix) {
 
 bool is_atext(unsigned char c, bool utf8) {
   if (c >= 0x80) return utf8;
-  return std::isalnum(c) || std::strchr("!#$%&'*+-/=?^_`{|}~", c) != nullptr;
+  // not strchr: it finds the terminating NUL, which would make NUL an atext character
+  static constexpr std::string_view specials = "!#$%&'*+-/=?^_`{|}~";
+  return std::isalnum(c) || specials.find(static_cast<char>(c)) != std::string_view::npos;
 }
 
 bool valid_dot_string(std::string_view s, bool utf8) {
@@ -148,8 +150,13 @@ PathResult parse_path(std::string_view arg, bool null_ok) {
   std::string_view tail = arg.substr(i + 1);
   Path p;
   bool utf8 = false;
-  for (unsigned char c : inner)
+  for (unsigned char c : inner) {
+    if (c < 0x20 || c == 0x7f) {  // no control character belongs in a path (RFC 5321 §4.1.2)
+      r.error = "control character in address";
+      return r;
+    }
     if (c >= 0x80) utf8 = true;
+  }
   p.utf8 = utf8;
 
   if (inner.empty()) {

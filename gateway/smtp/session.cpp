@@ -66,7 +66,8 @@ Session::Session(tcp::socket socket, const config::ListenerConfig& listener, Ser
       listener_(listener),
       server_(server),
       stream_(std::move(socket)),
-      deadline_(stream_.socket().get_executor()) {}
+      deadline_(stream_.socket().get_executor()),
+      upstream_wait_(stream_.socket().get_executor()) {}
 
 Session::~Session() {
   deadline_.stop();
@@ -245,7 +246,8 @@ asio::awaitable<void> Session::run() {
   if (phase_ == Phase::mail || tx_.has_sender) co_await end_transaction("aborted", "");
   deadline_.expires_after(std::chrono::seconds(10));
   co_await flush();
-  if (upstream_) co_await upstream_->quit();
+  co_await settle_upstream();
+  co_await upstream_->quit();
   deadline_.stop();
   stream_.close();
   log::debug("disconnect", {{"session", tx_.conn.id}, {"client", tx_.conn.client.ip}});
@@ -303,6 +305,7 @@ asio::awaitable<void> Session::on_helo(const Command& cmd, bool extended) {
   tx_.conn.helo = std::string(name);
   tx_.conn.esmtp = extended;
   phase_ = Phase::greeted;
+  open_upstream_early();
   if (!extended) {
     reply(250, "", cfg_.server.hostname);
     co_return;
@@ -343,6 +346,8 @@ asio::awaitable<void> Session::on_mail(const Command& cmd) {
       for (auto& c : v) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
       if (v != "7BIT" && v != "8BITMIME") co_return error_reply(501, "5.5.4", "Bad BODY parameter");
       tx_.body_type = v;
+    } else if (p.keyword == "AUTH" && auth::available(listener_, cfg_)) {
+      // RFC 4954 §5: accepted where AUTH is offered; not passed on (the upstream learns the user by XCLIENT LOGIN)
     } else if (p.keyword == "SMTPUTF8" && p.value.empty()) {
       smtputf8 = true;
     } else {
@@ -364,12 +369,13 @@ asio::awaitable<void> Session::on_mail(const Command& cmd) {
     co_await end_transaction(v.kind == Verdict::Kind::reject ? "rejected" : "tempfailed", "");
     co_return;
   }
-  if (!upstream_) {
-    auto tls = server_.client_tls();
-    upstream_ = std::make_unique<upstream::UpstreamClient>(stream_.socket().get_executor(), cfg_, tls.get());
-  }
+  co_await settle_upstream();
   if (!upstream_->connected()) {
-    Reply r = co_await upstream_->open(tx_.conn);
+    // An early open that just failed is the answer; the next MAIL tries again.
+    Reply r;
+    if (early_failure_) r = std::move(*early_failure_);
+    else r = co_await upstream_->open(tx_.conn);
+    early_failure_.reset();
     if (r.code != 250) {
       reply(r, "4.4.1");
       co_await end_transaction("tempfailed", r.summary());
@@ -388,6 +394,38 @@ asio::awaitable<void> Session::on_mail(const Command& cmd) {
     co_return;
   }
   phase_ = Phase::mail;
+}
+
+void Session::ensure_upstream() {
+  if (upstream_) return;
+  auto tls = server_.client_tls();
+  upstream_ = std::make_unique<upstream::UpstreamClient>(stream_.socket().get_executor(), cfg_, tls.get());
+}
+
+// Opening the upstream connection (connect, greeting, EHLO) while the client is still between
+// EHLO and MAIL hides three upstream round trips. Not with XCLIENT (it carries the client's HELO and
+// LOGIN, known only later) nor before AUTH on listeners that require it.
+void Session::open_upstream_early() {
+  if (cfg_.upstream.xclient || listener_.require_auth || upstream_opening_) return;
+  ensure_upstream();
+  if (upstream_->connected()) return;
+  upstream_opening_ = true;
+  auto self = shared_from_this();
+  asio::co_spawn(stream_.socket().get_executor(), [self]() -> asio::awaitable<void> {
+    Reply r = co_await self->upstream_->open(self->tx_.conn);
+    if (r.code != 250) self->early_failure_ = std::move(r);
+    self->upstream_opening_ = false;
+    self->upstream_wait_.cancel();
+  }, asio::detached);
+}
+
+// Waits for an early open still in flight: the UpstreamClient is used by one coroutine at a time.
+asio::awaitable<void> Session::settle_upstream() {
+  ensure_upstream();
+  while (upstream_opening_) {
+    upstream_wait_.expires_at(asio::steady_timer::time_point::max());
+    co_await upstream_wait_.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
 }
 
 bool Session::relay_allowed(const Path& rcpt) const {
@@ -564,10 +602,17 @@ asio::awaitable<void> Session::on_starttls() {
 asio::awaitable<void> Session::on_auth(const Command& cmd) {
   if (phase_ == Phase::fresh) co_return error_reply(503, "5.5.1", "Error: send EHLO first");
   if (phase_ == Phase::mail) co_return error_reply(503, "5.5.1", "Error: AUTH not allowed during a transaction");
+  // The 334 challenges go straight to the stream: replies queued before (pipelining) go first.
+  if (!co_await flush()) {
+    phase_ = Phase::closing;
+    co_return;
+  }
   auth::Outcome r = co_await auth::run(cmd.arg, stream_, deadline_, listener_, cfg_, tx_.conn);
   out_ += r.reply;
   if (!r.ok) ++errors_;
   if (r.close) phase_ = Phase::closing;
+  // An upstream connection opened before AUTH carried XCLIENT without LOGIN: the next MAIL opens anew.
+  if (r.ok && upstream_ && upstream_->xclient_done()) co_await upstream_->quit();
 }
 
 asio::awaitable<void> Session::end_transaction(const std::string& outcome, const std::string& upstream_reply) {

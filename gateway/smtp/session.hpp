@@ -7,11 +7,13 @@
 #pragma once
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "gateway/core/pipeline.hpp"
 #include "gateway/net/deadline.hpp"
@@ -43,6 +45,9 @@ class Session : public std::enable_shared_from_this<Session> {
   boost::asio::awaitable<void> on_starttls();
   boost::asio::awaitable<void> on_auth(const Command& cmd);
   boost::asio::awaitable<bool> flush();
+  void ensure_upstream();
+  void open_upstream_early();
+  boost::asio::awaitable<void> settle_upstream();
   boost::asio::awaitable<void> end_transaction(const std::string& outcome, const std::string& upstream_reply);
   void log_transaction(const std::string& outcome, const std::string& upstream_reply) const;
 
@@ -61,6 +66,9 @@ class Session : public std::enable_shared_from_this<Session> {
   net::Stream stream_;
   net::Deadline deadline_;
   std::unique_ptr<upstream::UpstreamClient> upstream_;
+  boost::asio::steady_timer upstream_wait_;
+  bool upstream_opening_ = false;
+  std::optional<net::Reply> early_failure_;
   Transaction tx_;
   Phase phase_ = Phase::fresh;
   std::string out_;

@@ -45,3 +45,10 @@ TEST(Parser, Paths) {
   ASSERT_TRUE(u.path);
   EXPECT_TRUE(u.path->utf8);
 }
+
+// Found by tests/fuzz (fuzz_command): NUL was accepted as atext through strchr's terminator.
+TEST(Parser, NulIsNeverAddressText) {
+  EXPECT_FALSE(parse_path(std::string_view("<a\0b@b.example>", 16), true).path);
+  EXPECT_FALSE(parse_path(std::string_view("<ab@b.ex\0mple>", 16), true).path);
+  EXPECT_FALSE(parse_path(std::string_view("<\"q\"@[1.2.3.4\0]>", 17), false).path);
+}
