@@ -120,8 +120,9 @@ class SpfPlugin : public Plugin {
     tx.verdicts.emplace_back("spf", r.result);
 
     const std::string helo = sanitize(tx.conn.helo.empty() ? std::string("unknown") : tx.conn.helo);
-    log::debug("spf", {{"session", tx.conn.id}, {"result", r.result}, {"identity", r.identity}, {"domain", r.domain},
-                       {"rounds", r.rounds}, {"queries", r.queries}, {"problem", r.problem}});
+    if (log::enabled(log::Level::debug))
+      log::debug("spf", {{"session", tx.conn.id}, {"result", r.result}, {"identity", r.identity}, {"domain", r.domain},
+                         {"rounds", r.rounds}, {"queries", r.queries}, {"problem", r.problem}});
 
     Action action = Action::tag;
     if (r.result == "fail") action = on_fail_;
