@@ -81,6 +81,21 @@ asio::awaitable<std::optional<Parsed>> over_tcp(const udp::endpoint& server, con
 
 AsioResolver::AsioResolver(ResolverOptions opts) : opts_(std::move(opts)) {}
 
+// Waiters still parked at destruction belong to io_contexts that are going away (process exit):
+// their handlers own suspended coroutines whose sockets may already be gone, so they are
+// deliberately never destroyed.
+AsioResolver::~AsioResolver() {
+  for (auto& [key, flight] : inflight_) new std::vector<std::function<void(const Answer&)>>(std::move(flight.waiters));
+}
+
+void AsioResolver::abandon(const std::string& key) {
+  std::lock_guard lk(mu_);
+  auto it = inflight_.find(key);
+  if (it == inflight_.end()) return;
+  new std::vector<std::function<void(const Answer&)>>(std::move(it->second.waiters));  // see ~AsioResolver
+  inflight_.erase(it);
+}
+
 ResolverStats AsioResolver::stats() const {
   std::lock_guard lk(mu_);
   return stats_;
@@ -175,15 +190,17 @@ asio::awaitable<Answer> AsioResolver::query(std::string raw_name, Type type) {
   (joined ? from_flight : leader ? from_network : from_cache).inc();
   if (early) co_return std::move(*early);
 
-  // This coroutine owns the lookup: whatever happens to it, the waiters get an answer.
+  // This coroutine owns the lookup. It ends by finish(); a coroutine destroyed before that (its
+  // io_context is being destroyed at exit) abandons the flight instead of resuming waiters that may
+  // live on contexts already gone. The shared_ptr keeps the resolver alive as long as the frame.
   struct Guard {
-    AsioResolver* self;
+    std::shared_ptr<AsioResolver> self;
     const std::string& key;
     bool done = false;
     ~Guard() {
-      if (!done) self->finish(key, Answer{Status::temperror, {}, 0}, false);
+      if (!done) self->abandon(key);
     }
-  } guard{this, key};
+  } guard{shared_from_this(), key};
   Outcome out;
   try {
     out = co_await lookup(*name, type);

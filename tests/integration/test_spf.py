@@ -184,3 +184,28 @@ def test_config_errors_are_located(tmp_path):
         out = p.stdout + p.stderr
         assert p.returncode == 1, out
         assert str(path) + ":" in out and key in out, out
+
+
+def test_exit_while_lookups_hang(tmp_path, sink):
+    """SIGTERM while sessions wait on DNS: after drain_timeout the process exits 0 (the lookups in
+    flight are abandoned, not resumed on contexts that are going away)."""
+    import signal
+    dns = DnsServer({"hang.example": [("TIMEOUT", None)]}).start()
+    gw = spf_gateway(tmp_path, sink, dns, dns_timeout="20s", drain_timeout="1s", threads=2)
+    try:
+        def hang():
+            try:
+                transaction(gw.port, "192.0.2.10", "x@hang.example", timeout=10)
+            except (EOFError, OSError):
+                pass  # the gateway closes the session at the end of the drain
+
+        for i in range(4):
+            threading.Thread(target=hang, daemon=True).start()
+        time.sleep(1.0)
+        t0 = time.time()
+        gw.proc.send_signal(signal.SIGTERM)
+        assert gw.proc.wait(10) == 0, gw.log()[-2000:]
+        assert time.time() - t0 < 5
+    finally:
+        gw.stop()
+        dns.stop()
