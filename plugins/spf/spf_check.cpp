@@ -5,8 +5,16 @@
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <set>
 #include <utility>
 #include <vector>
@@ -468,6 +476,39 @@ bool valid_domain(const std::string& d) {
   return n->find('.') != std::string::npos;
 }
 
+struct Gather {
+  std::vector<dns::Answer> out;
+  std::size_t left = 0;
+  std::unique_ptr<boost::asio::steady_timer> done;
+};
+
+boost::asio::awaitable<void> gather_one(dns::Resolver& resolver, std::shared_ptr<Gather> g, std::size_t i, std::string name,
+                                        dns::Type type) {
+  g->out[i] = co_await resolver.query(std::move(name), type);
+  if (--g->left == 0) g->done->cancel();
+}
+
+// Runs the queries concurrently on this executor and waits for all of them.
+boost::asio::awaitable<std::vector<dns::Answer>> query_all(dns::Resolver& resolver,
+                                                          const std::vector<std::pair<std::string, dns::Type>>& qs) {
+  namespace asio = boost::asio;
+  std::vector<dns::Answer> single;
+  if (qs.size() == 1) {
+    single.push_back(co_await resolver.query(qs[0].first, qs[0].second));
+    co_return single;
+  }
+  auto ex = co_await asio::this_coro::executor;
+  auto g = std::make_shared<Gather>();
+  g->out.resize(qs.size());
+  g->left = qs.size();
+  g->done = std::make_unique<asio::steady_timer>(ex, asio::steady_timer::time_point::max());
+  for (std::size_t i = 0; i < qs.size(); ++i)
+    asio::co_spawn(ex, gather_one(resolver, g, i, qs[i].first, qs[i].second), asio::detached);
+  // the session's executor is one thread: nothing runs between this check and the wait
+  if (g->left > 0) co_await g->done->async_wait(asio::as_tuple(asio::use_awaitable));
+  co_return std::move(g->out);
+}
+
 }  // namespace
 
 std::string sanitize(std::string_view s, std::size_t max) {
@@ -547,27 +588,33 @@ boost::asio::awaitable<Result> check(dns::Resolver& resolver, const Request& req
     }
     auto todo = std::move(st.missing);
     st.missing.clear();
-    for (auto& [name, type] : todo) {
-      auto a = co_await resolver.query(name, type);
-      ++res.queries;
-      // An MX or PTR answer: fetch the addresses libspf2 will ask for next, in this same round.
-      if (a.status == dns::Status::ok && (type == dns::Type::MX || type == dns::Type::PTR)) {
-        std::size_t k = 0;
-        for (auto& rec : a.records) {
-          if (k++ >= kMaxNamesPerAnswer) break;
-          std::string target = rec;
-          if (type == dns::Type::MX) {
-            auto sp = rec.find(' ');
-            target = sp == std::string::npos ? rec : rec.substr(sp + 1);
-          }
-          auto n = dns::normalize_name(target);
-          if (!n || st.answers.count(key_of(*n, st.addr_type))) continue;
-          auto b = co_await resolver.query(*n, st.addr_type);
-          ++res.queries;
-          st.answers[key_of(*n, st.addr_type)] = std::move(b);
+    auto answers = co_await query_all(resolver, todo);
+    res.queries += static_cast<int>(todo.size());
+    // An MX or PTR answer: fetch the addresses libspf2 will ask for next, in this same round.
+    std::vector<std::pair<std::string, dns::Type>> targets;
+    for (std::size_t i = 0; i < todo.size(); ++i) {
+      const auto type = todo[i].second;
+      const auto& a = answers[i];
+      if (a.status != dns::Status::ok || (type != dns::Type::MX && type != dns::Type::PTR)) continue;
+      std::size_t k = 0;
+      for (auto& rec : a.records) {
+        if (k++ >= kMaxNamesPerAnswer) break;
+        std::string target = rec;
+        if (type == dns::Type::MX) {
+          auto sp = rec.find(' ');
+          target = sp == std::string::npos ? rec : rec.substr(sp + 1);
         }
+        auto n = dns::normalize_name(target);
+        if (!n || st.answers.count(key_of(*n, st.addr_type))) continue;
+        if (std::find(targets.begin(), targets.end(), std::make_pair(*n, st.addr_type)) == targets.end())
+          targets.emplace_back(*n, st.addr_type);
       }
-      st.answers[key_of(name, type)] = std::move(a);
+    }
+    for (std::size_t i = 0; i < todo.size(); ++i) st.answers[key_of(todo[i].first, todo[i].second)] = std::move(answers[i]);
+    if (!targets.empty()) {
+      auto b = co_await query_all(resolver, targets);
+      res.queries += static_cast<int>(targets.size());
+      for (std::size_t i = 0; i < targets.size(); ++i) st.answers[key_of(targets[i].first, targets[i].second)] = std::move(b[i]);
     }
   }
   res.result = out.result;

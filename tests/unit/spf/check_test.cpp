@@ -7,6 +7,9 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <gtest/gtest.h>
 
 namespace asio = boost::asio;
@@ -18,11 +21,16 @@ class MapResolver : public dns::Resolver {
  public:
   std::map<std::pair<std::string, dns::Type>, std::vector<std::string>> data;
   int calls = 0;
+  int delay_ms = 0;
   void txt(const std::string& n, const std::string& v) { data[{n, dns::Type::TXT}].push_back(v); }
   void a(const std::string& n, const std::string& v) { data[{n, dns::Type::A}].push_back(v); }
   void mx(const std::string& n, const std::string& v) { data[{n, dns::Type::MX}].push_back("10 " + v); }
   asio::awaitable<dns::Answer> query(std::string name, dns::Type type) override {
     ++calls;
+    if (delay_ms) {
+      asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(delay_ms));
+      co_await t.async_wait(asio::use_awaitable);
+    }
     for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     auto it = data.find({name, type});
     if (it != data.end()) co_return dns::Answer{dns::Status::ok, it->second, 300};
@@ -146,4 +154,20 @@ TEST(SpfCheck, RandomRecordsDoNotCrash) {
     EXPECT_FALSE(res.result.empty()) << rec;
     EXPECT_LE(res.rounds, 40) << rec;
   }
+}
+
+TEST(SpfCheck, MxTargetsAreResolvedConcurrently) {
+  MapResolver r;
+  r.delay_ms = 60;
+  r.txt("example.com", "v=spf1 mx -all");
+  for (int i = 0; i < 8; ++i) {
+    r.mx("example.com", "mx" + std::to_string(i) + ".example.com");
+    r.a("mx" + std::to_string(i) + ".example.com", "198.51.100." + std::to_string(i + 1));
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  auto res = run(r, "198.51.100.8", "a@example.com");
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(res.result, "pass");
+  EXPECT_EQ(r.calls, 10);  // TXT, MX, 8 A
+  EXPECT_LT(ms, 400);      // one after the other it would take 10 x 60 ms
 }
