@@ -15,6 +15,7 @@ ZONE = {
     "slow.test": [("TIMEOUT", None)],
     "helo.sender.test": [("TXT", "v=spf1 ip4:192.0.2.10 -all")],
     "10.2.0.192.in-addr.arpa": [("PTR", "client.sender.test.")],
+    "11.2.0.192.in-addr.arpa": [("PTR", "evil\r\nX-Injected: yes.sender.test.")],
 }
 
 
@@ -206,6 +207,21 @@ def test_exit_while_lookups_hang(tmp_path, sink):
         gw.proc.send_signal(signal.SIGTERM)
         assert gw.proc.wait(10) == 0, gw.log()[-2000:]
         assert time.time() - t0 < 5
+    finally:
+        gw.stop()
+        dns.stop()
+
+
+def test_ptr_name_that_is_not_a_host_name_is_ignored(tmp_path, sink):
+    dns, gw = start(tmp_path, sink)
+    try:
+        stage, code, lines = transaction(gw.port, "192.0.2.11", "alice@sender.test")
+        assert (stage, code) == ("done", 250), lines
+        assert sink.wait_count(1)
+        m = sink.messages[0]
+        assert m.header("X-Injected") == []
+        assert "(unknown [192.0.2.11])" in m.header("Received")[0]
+        assert any(n == "11.2.0.192.in-addr.arpa" for n, t in dns.log)  # it was asked
     finally:
         gw.stop()
         dns.stop()
