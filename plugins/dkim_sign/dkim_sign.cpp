@@ -65,6 +65,10 @@ class DkimSign : public Plugin {
   explicit DkimSign(const PluginEnv& env) : hostname_(env.config.server.hostname) {
     const auto& t = env.table;
     t.allow_only({"keys"});
+    const auto& pl = env.config.pipeline;
+    if (!pl.empty() && pl.back() != "dkim_sign")
+      log::warn("dkim_sign_not_last", {{"detail", "plugins after dkim_sign in `pipeline` may add headers the "
+                                                  "signature does not cover; put dkim_sign last"}});
     for (auto& k : t.tables("keys")) {
       k.allow_only({"domain", "selector", "algorithm", "private_key", "headers", "canonicalization"});
       KeySpec spec;
