@@ -71,8 +71,9 @@ class DkimVerify : public Plugin {
       tx.auth_results.push_back(auth_results_part(r));
       pass = pass || r.result == "pass";
       fail = fail || r.result == "fail";
-      log::debug("dkim_verify", {{"session", tx.conn.id}, {"domain", r.domain}, {"selector", r.selector},
-                                 {"result", r.result}, {"reason", r.reason}});
+      if (log::enabled(log::Level::debug))
+        log::debug("dkim_verify", {{"session", tx.conn.id}, {"domain", r.domain}, {"selector", r.selector},
+                                   {"result", r.result}, {"reason", r.reason}});
     }
     if (fail && !pass) {
       if (on_fail_ == "reject") co_return Verdict::reject(550, "5.7.20", "DKIM signature verification failed");
