@@ -8,7 +8,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 profile="$here/profiles/$1.toml"
 cfg="${BENCH_CELL_DIR:-.}/gateway-$1.toml"
 {
-  cat "$profile"
+  # @BENCH_KEYS@: the harness's key folder (DKIM profiles)
+  sed "s|@BENCH_KEYS@|${BENCH_KEYS:-${BENCH_WORK:-/tmp/smtp-gateway-bench}/bench-anchors/keys}|g" "$profile"
   cat <<TOML
 
 [server]

@@ -3,6 +3,7 @@
 # every figure is a ratio to direct smtp-source -> smtp-sink (and to Haraka) taken in the same run.
 #   bench/run-anchors.sh                      # rows: direct, haraka-n2, gateway-empty
 #   ROWS="empty" TARGETS="direct haraka-n2" SIZES=4096 SESSIONS="1 20" bench/run-anchors.sh
+#   ROWS="empty dkim_sign" TARGETS="direct haraka-dkim-n1 postfix-relay-dkim" bench/run-anchors.sh
 # Results: bench/out/<time>/ (report.md, results.tsv); bench/README.md quotes them.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -15,6 +16,7 @@ chmod -R u+w "$work/bench-anchors"
 "$work/bench-anchors/setup.sh"
 NINJA_TARGETS=smtp-gateway bash "$root/scripts/build.sh"
 
+export BENCH_KEYS="$work/bench-anchors/keys"   # for profiles that sign (bench/profiles/dkim_sign.toml)
 rows_file="$work/rows.tsv"
 : > "$rows_file"
 port=2540
