@@ -7,6 +7,7 @@
 
 #include "gateway/core/plugin.hpp"
 #include "gateway/observe/log.hpp"
+#include "gateway/observe/metrics.hpp"
 #include "plugins/dkim_sign/signer.hpp"
 
 namespace gw::dkim {
@@ -62,7 +63,12 @@ namespace {
 
 class DkimSign : public Plugin {
  public:
-  explicit DkimSign(const PluginEnv& env) : hostname_(env.config.server.hostname) {
+  explicit DkimSign(const PluginEnv& env)
+      : hostname_(env.config.server.hostname),
+        signed_rsa_(observe::Metrics::instance().counter("smtpgw_dkim_signatures_total", "DKIM signatures made, by algorithm",
+                                                         R"(algorithm="rsa-sha256")")),
+        signed_ed_(observe::Metrics::instance().counter("smtpgw_dkim_signatures_total", "DKIM signatures made, by algorithm",
+                                                        R"(algorithm="ed25519-sha256")")) {
     const auto& t = env.table;
     t.allow_only({"keys"});
     const auto& pl = env.config.pipeline;
@@ -134,6 +140,7 @@ class DkimSign : public Plugin {
       }
       try {
         sigs.push_back(k->sign(tx.message, extra));
+        (k->spec().algorithm == Algorithm::ed25519_sha256 ? signed_ed_ : signed_rsa_).inc();
       } catch (const SignError& e) {
         log::error("dkim_sign_failed", {{"session", tx.conn.id}, {"domain", domain},
                                         {"selector", k->spec().selector}, {"error", e.what()}});
@@ -147,6 +154,8 @@ class DkimSign : public Plugin {
 
  private:
   std::string hostname_;
+  observe::Counter& signed_rsa_;
+  observe::Counter& signed_ed_;
   std::vector<std::shared_ptr<SigningKey>> keys_;
 };
 

@@ -119,6 +119,8 @@ def test_signatures_verify_with_independent_implementations(name, sink, gateway_
     results = dkimpy_verify_all(data, dns.port)
     assert sorted(r[3] for r in results) == ["ed25519-sha256", "rsa-sha256"]
     assert all(r[0] for r in results), results
+    assert gw.metric('smtpgw_dkim_signatures_total{algorithm="rsa-sha256"}') == 1
+    assert gw.metric('smtpgw_dkim_signatures_total{algorithm="ed25519-sha256"}') == 1
 
 
 def test_signature_covers_prepended_headers_and_oversigns_from(sink, gateway_factory, keys, dns):

@@ -93,6 +93,7 @@ def test_mail_dkim_rsa_signatures_pass(method, gateway_factory, sink, dns):
     assert props["header.d"] == "sender.test" and props["header.s"] == "m1"
     b = re.search(rb"b=([^;]*)$", signed.split(b"\r\nFrom:")[0]).group(1)
     assert props["header.b"] == re.sub(rb"\s", b"", b)[:8].decode()
+    assert gw.metric('smtpgw_dkim_verify_results_total{result="pass"}') == 1
 
 
 def test_ed25519_and_rfc8463_example_pass(gateway_factory, sink, dns):
