@@ -1,6 +1,7 @@
 // dkim_sign: signs outbound mail (trusted network or authenticated client) whose From domain has keys
 // in [[plugins.dkim_sign.keys]], one DKIM-Signature per matching key. Runs last in the pipeline so the
 // signature covers the final header block the upstream receives (tx.final_headers + the message).
+#include <cctype>
 #include <memory>
 #include <string>
 #include <vector>
@@ -84,6 +85,17 @@ class DkimSign : public Plugin {
       auto sel = k.string("selector");
       if (!sel || sel->empty()) k.fail("", "a [[plugins.dkim_sign.keys]] entry needs selector");
       spec.selector = *sel;
+      auto valid = [](const std::string& v) {
+        if (v.empty() || v.front() == '.' || v.back() == '.') return false;
+        for (char c : v)
+          if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_')) return false;
+        return true;
+      };
+      if (!valid(spec.domain)) k.fail("domain", "domain must be a DNS name (letters, digits, '-', '_', '.')");
+      if (!valid(spec.selector)) k.fail("selector", "selector must be a DNS label sequence (letters, digits, '-', '_', '.')");
+      for (auto& other : keys_)
+        if (other->spec().domain == spec.domain && other->spec().selector == spec.selector)
+          k.fail("selector", "a key for " + spec.selector + "._domainkey." + spec.domain + " is already listed");
       auto alg = k.choice("algorithm", {"rsa-sha256", "ed25519-sha256"}).value_or("rsa-sha256");
       spec.algorithm = alg == "ed25519-sha256" ? Algorithm::ed25519_sha256 : Algorithm::rsa_sha256;
       if (auto h = k.strings("headers")) {

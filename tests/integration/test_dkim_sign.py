@@ -213,6 +213,10 @@ def test_key_errors_are_config_errors(tmp_path, keys):
     assert r.returncode == 1 and "not an RSA key" in r.stderr, r.stderr
     r = check_config(tmp_path, sign_config(key_entry(keys["rsa"], canonicalization='"loose"')))
     assert r.returncode == 1 and "canonicalization" in r.stderr, r.stderr
+    r = check_config(tmp_path, sign_config(key_entry(keys["rsa"], "bad;sel")))
+    assert r.returncode == 1 and "selector" in r.stderr, r.stderr
+    r = check_config(tmp_path, sign_config(key_entry(keys["rsa"]), key_entry(keys["rsa"])))
+    assert r.returncode == 1 and "already listed" in r.stderr, r.stderr
     r = check_config(tmp_path, sign_config(key_entry(keys["rsa"]), key_entry(keys["ed"], "e1", "ed25519-sha256")))
     assert r.returncode == 0, r.stderr
 
