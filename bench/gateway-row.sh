@@ -9,7 +9,7 @@ profile="$here/profiles/$1.toml"
 cfg="${BENCH_CELL_DIR:-.}/gateway-$1.toml"
 {
   # ${BENCH_*} placeholders in a profile come from bench/run-anchors.sh's environment
-  envsubst '${BENCH_DNS_PORT} ${BENCH_STATE} ${BENCH_DIR} ${BENCH_KEYS}' < "$profile"
+  envsubst '${BENCH_DNS_PORT} ${BENCH_STATE} ${BENCH_DIR} ${BENCH_KEYS} ${BENCH_ANCHOR_KEYS}' < "$profile"
   cat <<TOML
 
 [server]

@@ -16,6 +16,7 @@ chmod -R u+w "$work/bench-anchors"
 NINJA_TARGETS=smtp-gateway bash "$root/scripts/build.sh"
 
 # What the plugin rows need: keys, a DNS server with the SPF record, the greylist triplet passed.
+export BENCH_ANCHOR_KEYS="$work/bench-anchors/keys"  # the key the haraka-dkim and postfix-relay-dkim rows sign with
 export BENCH_DIR="$here" BENCH_KEYS="$work/keys" BENCH_STATE="$work/state" BENCH_DNS_PORT="${BENCH_DNS_PORT:-5399}"
 mkdir -p "$BENCH_KEYS"
 [ -f "$BENCH_KEYS/bench.test.rsa.key" ] || "$root/build/smtp-gateway" dkim-keygen --domain bench.test --selector rsa --out "$BENCH_KEYS" >/dev/null
