@@ -19,7 +19,6 @@ NINJA_TARGETS=smtp-gateway bash "$root/scripts/build.sh"
 export BENCH_ANCHOR_KEYS="$work/bench-anchors/keys"  # the key the haraka-dkim and postfix-relay-dkim rows sign with
 export BENCH_DIR="$here" BENCH_KEYS="$work/keys" BENCH_STATE="$work/state" BENCH_DNS_PORT="${BENCH_DNS_PORT:-5399}"
 mkdir -p "$BENCH_KEYS"
-[ -f "$BENCH_KEYS/bench.test.rsa.key" ] || "$root/build/smtp-gateway" dkim-keygen --domain bench.test --selector rsa --out "$BENCH_KEYS" >/dev/null
 [ -f "$BENCH_KEYS/bench.test.ed.key" ] || "$root/build/smtp-gateway" dkim-keygen --domain bench.test --selector ed --algorithm ed25519-sha256 --out "$BENCH_KEYS" >/dev/null
 /usr/bin/python3 "$here/dns_server.py" "$BENCH_DNS_PORT" & dns_pid=$!
 trap 'kill $dns_pid 2>/dev/null' EXIT
