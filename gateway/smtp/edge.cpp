@@ -28,7 +28,9 @@ boost::asio::awaitable<bool> read_proxy_header(net::Stream& stream, net::Deadlin
       log::warn("proxy_header_invalid", {{"peer", conn.client.ip}, {"error", h.error}});
       co_return false;
     }
-    auto ec = co_await stream.fill(1024);
+    // Never read past the header: on an implicit-TLS listener the ClientHello follows at once, and
+    // it belongs to OpenSSL, not to our buffer.
+    auto ec = co_await stream.fill_exact(proxy_bytes_wanted(stream.pending()));
     if (ec) {
       log::warn("proxy_header_missing", {{"peer", conn.client.ip}, {"error", deadline.expired() ? "timeout" : ec.message()}});
       co_return false;
