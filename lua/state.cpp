@@ -131,6 +131,7 @@ int l_load(lua_State* L) {
     std::size_t len = 0;
     const char* s = lua_tolstring(L, 1, &len);
     if (len > 0 && s[0] == LUA_SIGNATURE[0]) return luaL_error(L, "load: binary chunks are not available in the sandbox");
+    charge(L, len / 16);  // compiling is linear in the text; a reader function pays per call
   }
   if (n >= 3 && !lua_isnil(L, 3)) {
     const char* mode = luaL_checkstring(L, 3);
@@ -586,9 +587,9 @@ void push_opt(lua_State* L, const std::optional<std::string>& s) {
 
 int tx_index(lua_State* L) {
   Transaction& tx = check_tx(L, 1, kTxMeta);
+  if (lua_type(L, 2) != LUA_TSTRING) return 0;
   std::size_t klen = 0;
   const char* k = lua_tolstring(L, 2, &klen);
-  if (!k || lua_type(L, 2) != LUA_TSTRING) return 0;
   std::string_view key(k, klen);
   const Connection& c = tx.conn;
   if (key == "client") {
