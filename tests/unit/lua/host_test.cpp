@@ -162,6 +162,21 @@ TEST(LuaHost, MemoryCap) {
   EXPECT_EQ(run(h, Hook::helo, tx, "x").kind, Verdict::Kind::tempfail);  // again: the state recovered
 }
 
+TEST(LuaHost, StateFullAfterMemoryErrorIsReplaced) {
+  Host h(options(R"(
+    function on_rcpt_to(tx, addr)
+      if addr == "fill" then
+        big = {}
+        while true do big[#big + 1] = string.rep("x", 1000) .. #big end
+      end
+      return gateway.reject(550, "5.7.1", big == nil and "fresh" or "old")
+    end)"));
+  auto tx = make_tx();
+  EXPECT_EQ(run(h, Hook::rcpt_to, tx, "fill").kind, Verdict::Kind::tempfail);
+  EXPECT_EQ(run(h, Hook::rcpt_to, tx, "check").text, "fresh");  // the full state was rebuilt
+  EXPECT_LT(h.memory_used(), 2u << 20);
+}
+
 TEST(LuaHost, MessageAccessors) {
   Host h(options(R"(
     function on_data(tx, msg)
