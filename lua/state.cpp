@@ -211,6 +211,34 @@ int l_table_move(lua_State* L) {
   return 1;
 }
 
+// Calls the wrapped library function (upvalue 1) with every argument; returns all its results.
+int call_original(lua_State* L) {
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+// table.insert(t, pos, v) and table.remove(t, pos) shift elements in C; with a __len metamethod the
+// length is whatever the script says, so the shift is charged one instruction per element.
+int l_table_insert(lua_State* L) {
+  if (lua_gettop(L) >= 3) {
+    lua_Integer n = luaL_len(L, 1);
+    lua_Integer pos = luaL_checkinteger(L, 2);
+    if (n >= pos) charge(L, static_cast<std::uint64_t>(n) - static_cast<std::uint64_t>(pos) + 1);
+  }
+  return call_original(L);
+}
+
+int l_table_remove(lua_State* L) {
+  if (lua_gettop(L) >= 2 && !lua_isnil(L, 2)) {
+    lua_Integer n = luaL_len(L, 1);
+    lua_Integer pos = luaL_checkinteger(L, 2);
+    if (n >= pos) charge(L, static_cast<std::uint64_t>(n) - static_cast<std::uint64_t>(pos) + 1);
+  }
+  return call_original(L);
+}
+
 // coroutine.close runs __close handlers; on a coroutine killed by the count hook they would run with
 // hooks off, so it is refused once the budget is spent.
 int l_coclose(lua_State* L) {
@@ -810,6 +838,12 @@ int setup(lua_State* L) {
   lua_getfield(L, -1, "move");
   lua_pushcclosure(L, l_table_move, 1);
   lua_setfield(L, -2, "move");
+  lua_getfield(L, -1, "insert");
+  lua_pushcclosure(L, l_table_insert, 1);
+  lua_setfield(L, -2, "insert");
+  lua_getfield(L, -1, "remove");
+  lua_pushcclosure(L, l_table_remove, 1);
+  lua_setfield(L, -2, "remove");
   lua_pop(L, 1);
   install_patterns(L);
   keep_only(L, LUA_OSLIBNAME, {"time", "clock", "date", "difftime"});
