@@ -459,10 +459,7 @@ int store_continue(lua_State* L, int status, lua_KContext kctx) {
     return luaL_error(L, "gateway.store: coroutine resumed by a script");
   c->token = 0;
   StoreReply& r = c->reply;
-  if (!r.ok) {
-    lua_pushfstring(L, "gateway.store: %s", r.error.c_str());
-    return lua_error(L);
-  }
+  if (!r.ok) return luaL_error(L, "gateway.store: %s", r.error.c_str());
   if (r.integer) {
     lua_pushinteger(L, r.i);
     return 1;
