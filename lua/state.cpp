@@ -6,6 +6,7 @@
 //  * no C++ exception leaves a C function: C++ work is wrapped in try/catch.
 #include "lua/state.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cmath>
@@ -264,6 +265,7 @@ const char* session_of(lua_State* L) {
 
 void write_log(log::Level level, lua_State* L, const char* text, std::size_t len) {
   if (!log::enabled(level)) return;
+  len = std::min<std::size_t>(len, 2000);  // one log line, not a dump
   try {
     log::write(level, "lua", {{"script", script_of(L)}, {"session", session_of(L)},
                               {"message", std::string_view(text, len)}});
