@@ -1,12 +1,14 @@
 // dkim_sign: signs outbound mail (trusted network or authenticated client) whose From domain has keys
 // in [[plugins.dkim_sign.keys]], one DKIM-Signature per matching key. Runs last in the pipeline so the
 // signature covers the final header block the upstream receives (tx.final_headers + the message).
+#include <cctype>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "gateway/core/plugin.hpp"
 #include "gateway/observe/log.hpp"
+#include "gateway/observe/metrics.hpp"
 #include "plugins/dkim_sign/signer.hpp"
 
 namespace gw::dkim {
@@ -62,9 +64,18 @@ namespace {
 
 class DkimSign : public Plugin {
  public:
-  explicit DkimSign(const PluginEnv& env) : hostname_(env.config.server.hostname) {
+  explicit DkimSign(const PluginEnv& env)
+      : hostname_(env.config.server.hostname),
+        signed_rsa_(observe::Metrics::instance().counter("smtpgw_dkim_signatures_total", "DKIM signatures made, by algorithm",
+                                                         R"(algorithm="rsa-sha256")")),
+        signed_ed_(observe::Metrics::instance().counter("smtpgw_dkim_signatures_total", "DKIM signatures made, by algorithm",
+                                                        R"(algorithm="ed25519-sha256")")) {
     const auto& t = env.table;
     t.allow_only({"keys"});
+    const auto& pl = env.config.pipeline;
+    if (!pl.empty() && pl.back() != "dkim_sign")
+      log::warn("dkim_sign_not_last", {{"detail", "plugins after dkim_sign in `pipeline` may add headers the "
+                                                  "signature does not cover; put dkim_sign last"}});
     for (auto& k : t.tables("keys")) {
       k.allow_only({"domain", "selector", "algorithm", "private_key", "headers", "canonicalization"});
       KeySpec spec;
@@ -74,6 +85,17 @@ class DkimSign : public Plugin {
       auto sel = k.string("selector");
       if (!sel || sel->empty()) k.fail("", "a [[plugins.dkim_sign.keys]] entry needs selector");
       spec.selector = *sel;
+      auto valid = [](const std::string& v) {
+        if (v.empty() || v.front() == '.' || v.back() == '.') return false;
+        for (char c : v)
+          if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_')) return false;
+        return true;
+      };
+      if (!valid(spec.domain)) k.fail("domain", "domain must be a DNS name (letters, digits, '-', '_', '.')");
+      if (!valid(spec.selector)) k.fail("selector", "selector must be a DNS label sequence (letters, digits, '-', '_', '.')");
+      for (auto& other : keys_)
+        if (other->spec().domain == spec.domain && other->spec().selector == spec.selector)
+          k.fail("selector", "a key for " + spec.selector + "._domainkey." + spec.domain + " is already listed");
       auto alg = k.choice("algorithm", {"rsa-sha256", "ed25519-sha256"}).value_or("rsa-sha256");
       spec.algorithm = alg == "ed25519-sha256" ? Algorithm::ed25519_sha256 : Algorithm::rsa_sha256;
       if (auto h = k.strings("headers")) {
@@ -130,6 +152,7 @@ class DkimSign : public Plugin {
       }
       try {
         sigs.push_back(k->sign(tx.message, extra));
+        (k->spec().algorithm == Algorithm::ed25519_sha256 ? signed_ed_ : signed_rsa_).inc();
       } catch (const SignError& e) {
         log::error("dkim_sign_failed", {{"session", tx.conn.id}, {"domain", domain},
                                         {"selector", k->spec().selector}, {"error", e.what()}});
@@ -143,6 +166,8 @@ class DkimSign : public Plugin {
 
  private:
   std::string hostname_;
+  observe::Counter& signed_rsa_;
+  observe::Counter& signed_ed_;
   std::vector<std::shared_ptr<SigningKey>> keys_;
 };
 

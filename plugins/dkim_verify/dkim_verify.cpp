@@ -2,6 +2,7 @@
 // asynchronous resolver (fetched once the message is in, before libopendkim runs), so the library
 // never does DNS itself. Results go into tx.dkim and the one Authentication-Results header.
 #include <algorithm>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "gateway/core/plugin.hpp"
 #include "gateway/dns/resolver.hpp"
 #include "gateway/observe/log.hpp"
+#include "gateway/observe/metrics.hpp"
 #include "plugins/dkim_verify/verifier.hpp"
 
 namespace gw::dkim {
@@ -30,6 +32,14 @@ class DkimVerify : public Plugin {
     env.table.allow_only({"on_fail"});
     on_fail_ = env.table.choice("on_fail", {"reject", "tempfail", "tag"}).value_or("tag");
     verifier_ = std::make_shared<Verifier>();
+    for (const char* r : {"pass", "fail", "neutral", "policy", "temperror", "permerror", "none"})
+      counters_[r] = &observe::Metrics::instance().counter(
+          "smtpgw_dkim_verify_results_total", "DKIM signatures verified, by result", std::string("result=\"") + r + "\"");
+  }
+
+  void count(const std::string& result) {
+    auto it = counters_.find(result);
+    if (it != counters_.end()) it->second->inc();
   }
 
   unsigned stages() const override { return static_cast<unsigned>(Stage::data); }
@@ -63,16 +73,19 @@ class DkimVerify : public Plugin {
     auto results = verifier_->verify(tx.message, keys, tx.id.empty() ? "gw" : tx.id);
     if (results.empty()) {
       tx.auth_results.push_back("dkim=none");
+      count("none");
       co_return Verdict::next();
     }
     bool pass = false, fail = false;
     for (auto& r : results) {
       tx.dkim.push_back(DkimFact{r.domain, r.selector, r.result, r.b});
       tx.auth_results.push_back(auth_results_part(r));
+      count(r.result);
       pass = pass || r.result == "pass";
       fail = fail || r.result == "fail";
-      log::debug("dkim_verify", {{"session", tx.conn.id}, {"domain", r.domain}, {"selector", r.selector},
-                                 {"result", r.result}, {"reason", r.reason}});
+      if (log::enabled(log::Level::debug))
+        log::debug("dkim_verify", {{"session", tx.conn.id}, {"domain", r.domain}, {"selector", r.selector},
+                                   {"result", r.result}, {"reason", r.reason}});
     }
     if (fail && !pass) {
       if (on_fail_ == "reject") co_return Verdict::reject(550, "5.7.20", "DKIM signature verification failed");
@@ -85,6 +98,7 @@ class DkimVerify : public Plugin {
   std::shared_ptr<dns::Resolver> resolver_;
   std::shared_ptr<Verifier> verifier_;
   std::string on_fail_;
+  std::map<std::string, observe::Counter*> counters_;
 };
 
 GW_REGISTER_PLUGIN("dkim_verify", [](const PluginEnv& env) { return std::make_unique<DkimVerify>(env); });

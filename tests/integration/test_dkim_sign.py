@@ -119,6 +119,8 @@ def test_signatures_verify_with_independent_implementations(name, sink, gateway_
     results = dkimpy_verify_all(data, dns.port)
     assert sorted(r[3] for r in results) == ["ed25519-sha256", "rsa-sha256"]
     assert all(r[0] for r in results), results
+    assert gw.metric('smtpgw_dkim_signatures_total{algorithm="rsa-sha256"}') == 1
+    assert gw.metric('smtpgw_dkim_signatures_total{algorithm="ed25519-sha256"}') == 1
 
 
 def test_signature_covers_prepended_headers_and_oversigns_from(sink, gateway_factory, keys, dns):
@@ -211,6 +213,10 @@ def test_key_errors_are_config_errors(tmp_path, keys):
     assert r.returncode == 1 and "not an RSA key" in r.stderr, r.stderr
     r = check_config(tmp_path, sign_config(key_entry(keys["rsa"], canonicalization='"loose"')))
     assert r.returncode == 1 and "canonicalization" in r.stderr, r.stderr
+    r = check_config(tmp_path, sign_config(key_entry(keys["rsa"], "bad;sel")))
+    assert r.returncode == 1 and "selector" in r.stderr, r.stderr
+    r = check_config(tmp_path, sign_config(key_entry(keys["rsa"]), key_entry(keys["rsa"])))
+    assert r.returncode == 1 and "already listed" in r.stderr, r.stderr
     r = check_config(tmp_path, sign_config(key_entry(keys["rsa"]), key_entry(keys["ed"], "e1", "ed25519-sha256")))
     assert r.returncode == 0, r.stderr
 
@@ -249,3 +255,35 @@ def test_sighup_reloads_keys_and_keeps_old_on_error(tmp_path, sink, gateway_fact
     reload(sign_config(key_entry(str(tmp_path / "gone.key"))), "reload_failed")
     assert "gone.key" in gw.log()
     assert selector_of_next() == "e1"
+
+
+def test_authenticated_submission_is_signed(tmp_path, sink, keys, dns):
+    from edgetest import crypt_hash, gateway_config, greet, make_cert, plain, start_gateway, transaction
+    cert, key = make_cert(tmp_path)
+    users = tmp_path / "users"
+    users.write_text("alice:%s\n" % crypt_hash("s3cret", "$6$"))
+    text = gateway_config([dict(role="submission", tls="implicit")], trusted=[], relay=["example.test"],
+                          head='pipeline = ["dkim_sign"]\n',
+                          body='\n[tls]\ncertificate = "%s"\nprivate_key = "%s"\n\n[auth]\nusers_file = "%s"\n'
+                               % (cert, key, users) + sign_config(key_entry(keys["rsa"])))
+    gw = start_gateway(tmp_path, text, [sink.port], threads=1)
+    try:
+        # not authenticated, not trusted: relayed to a local domain, never signed
+        c = greet(gw.port, implicit=True)
+        code, lines = transaction(c, sender="alice@example.test", rcpts=["bob@example.test"], body=MESSAGES["plain"])
+        assert code == 250, lines
+        c.close()
+        assert sink.wait_count(1)
+        assert sink.messages[0].header("DKIM-Signature") == []
+        # authenticated: signed, and the signature verifies
+        c = greet(gw.port, implicit=True)
+        code, lines = c.cmd("AUTH PLAIN " + plain("alice", "s3cret"))
+        assert code == 235, lines
+        code, lines = transaction(c, sender="alice@example.test", rcpts=["bob@remote.test"], body=MESSAGES["plain"])
+        assert code == 250, lines
+        c.close()
+        assert sink.wait_count(2)
+        assert len(sink.messages[1].header("DKIM-Signature")) == 1
+        assert [r[0] for r in mail_dkim_verify(sink.messages[1].data, dns.port)] == ["pass"]
+    finally:
+        gw.stop()

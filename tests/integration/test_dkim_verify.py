@@ -93,6 +93,7 @@ def test_mail_dkim_rsa_signatures_pass(method, gateway_factory, sink, dns):
     assert props["header.d"] == "sender.test" and props["header.s"] == "m1"
     b = re.search(rb"b=([^;]*)$", signed.split(b"\r\nFrom:")[0]).group(1)
     assert props["header.b"] == re.sub(rb"\s", b"", b)[:8].decode()
+    assert gw.metric('smtpgw_dkim_verify_results_total{result="pass"}') == 1
 
 
 def test_ed25519_and_rfc8463_example_pass(gateway_factory, sink, dns):
@@ -174,3 +175,25 @@ def test_one_authentication_results_header_with_spf_and_dkim(gateway_factory, si
     # the forged field above the signature is not signed, so removing it keeps the signature valid
     # and the message the upstream got still verifies independently
     assert [r[0] for r in mail_dkim_verify(sink.messages[-1].data, dns.port)] == ["pass"]
+
+
+def test_results_reach_lua(tmp_path, gateway_factory, sink, dns):
+    script = tmp_path / "dkim.lua"
+    script.write_text(
+        'function on_data(tx, msg)\n'
+        '  local out = {}\n'
+        '  for i, d in ipairs(tx.dkim) do out[#out + 1] = d.domain .. "/" .. d.selector .. "=" .. d.result end\n'
+        '  tx:add_header("X-Dkim-Seen", table.concat(out, ","))\n'
+        '  if #tx.dkim > 0 and tx.dkim[1].result == "fail" then\n'
+        '    return gateway.reject(550, "5.7.1", "lua says no")\n'
+        '  end\n'
+        'end\n')
+    cfg = ('\n[dns]\nnameservers = ["%s"]\ntimeout = "2s"\n\n[trusted]\nnetworks = []\n\n'
+           '[plugins.lua]\nscripts = ["%s"]\n' % (dns.address, script))
+    gw = gateway_factory(cfg, upstream_ports=[sink.port], pipeline=["dkim_verify", "lua"])
+    signed = mail_dkim_sign(MSG, dns.rsa_key, "sender.test", "m1", "relaxed")
+    code, ar = through(gw, sink, signed)
+    assert code == 250
+    assert sink.messages[-1].header("X-Dkim-Seen") == ["sender.test/m1=pass"]
+    code, _ = through(gw, sink, signed.replace(b"Hello Bob", b"Hello Rob"))
+    assert code == 550

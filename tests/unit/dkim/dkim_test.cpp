@@ -187,6 +187,38 @@ KeyMap example_keys() {
   return k;
 }
 
+TEST(DkimVerify, MalformedSignaturesArePermerrorsNotCrashes) {
+  Verifier v;
+  const std::string body = "From: a@example.test\r\nSubject: s\r\n\r\nbody\r\n";
+  const char* sigs[] = {
+      "v=1",
+      "v=1; a=rsa-sha256; d=example.test; s=r1; h=from; bh=; b=",
+      "v=1; a=rsa-sha256; d=example.test; s=r1; h=subject; bh=AAAA; b=AAAA",  // From not signed
+      "v=1; a=rsa-sha257; c=bogus/bogus; d=example.test; s=r1; h=from; bh=AAAA; b=AAAA",
+      "v=1; a=rsa-sha256; d=; s=; h=from; bh=AAAA; b=AAAA",
+      "v=1; a=rsa-sha256; d=example.test; s=r1; h=from; bh=!!!!; b=####; l=99999999999999999999",
+      ";;;;====;;;; d== s== b==",
+      "v=1; a=ed25519-sha256; d=example.test; s=e1; h=from:from:from:from:from:from:from:from; bh=AAAA; b=AAAA",
+  };
+  for (const char* sig : sigs) {
+    SCOPED_TRACE(sig);
+    auto r = v.verify(make(std::string("DKIM-Signature: ") + sig + "\r\n" + body), example_keys());
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_NE(r[0].result, "pass");
+    EXPECT_FALSE(r[0].result.empty());
+  }
+  // all of them in one message, beside a good one: each gets its own result, the good one passes
+  std::string all;
+  for (const char* sig : sigs) all += std::string("DKIM-Signature: ") + sig + "\r\n";
+  SigningKey k = make_key(Algorithm::ed25519_sha256, "e1");
+  Message plain = make(body);
+  all += "DKIM-Signature: " + k.sign(plain, {}) + "\r\n" + body;
+  auto r = v.verify(make(all), example_keys());
+  ASSERT_EQ(r.size(), std::size(sigs) + 1);
+  EXPECT_EQ(r.back().result, "pass") << r.back().reason;
+  for (size_t i = 0; i + 1 < r.size(); ++i) EXPECT_NE(r[i].result, "pass");
+}
+
 TEST(DkimSign, RoundTripBothAlgorithmsWithPrependedHeaders) {
   const std::string msg =
       "From: Alice <alice@example.test>\r\nTo: bob@remote.test\r\nSubject: hello\r\n  folded\r\n"
