@@ -6,6 +6,7 @@
 //  * no C++ exception leaves a C function: C++ work is wrapped in try/catch.
 #include "lua/state.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cmath>
@@ -131,6 +132,7 @@ int l_load(lua_State* L) {
     std::size_t len = 0;
     const char* s = lua_tolstring(L, 1, &len);
     if (len > 0 && s[0] == LUA_SIGNATURE[0]) return luaL_error(L, "load: binary chunks are not available in the sandbox");
+    charge(L, len / 16);  // compiling is linear in the text; a reader function pays per call
   }
   if (n >= 3 && !lua_isnil(L, 3)) {
     const char* mode = luaL_checkstring(L, 3);
@@ -210,6 +212,34 @@ int l_table_move(lua_State* L) {
   return 1;
 }
 
+// Calls the wrapped library function (upvalue 1) with every argument; returns all its results.
+int call_original(lua_State* L) {
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+// table.insert(t, pos, v) and table.remove(t, pos) shift elements in C; with a __len metamethod the
+// length is whatever the script says, so the shift is charged one instruction per element.
+int l_table_insert(lua_State* L) {
+  if (lua_gettop(L) >= 3) {
+    lua_Integer n = luaL_len(L, 1);
+    lua_Integer pos = luaL_checkinteger(L, 2);
+    if (n >= pos) charge(L, static_cast<std::uint64_t>(n) - static_cast<std::uint64_t>(pos) + 1);
+  }
+  return call_original(L);
+}
+
+int l_table_remove(lua_State* L) {
+  if (lua_gettop(L) >= 2 && !lua_isnil(L, 2)) {
+    lua_Integer n = luaL_len(L, 1);
+    lua_Integer pos = luaL_checkinteger(L, 2);
+    if (n >= pos) charge(L, static_cast<std::uint64_t>(n) - static_cast<std::uint64_t>(pos) + 1);
+  }
+  return call_original(L);
+}
+
 // coroutine.close runs __close handlers; on a coroutine killed by the count hook they would run with
 // hooks off, so it is refused once the budget is spent.
 int l_coclose(lua_State* L) {
@@ -235,6 +265,7 @@ const char* session_of(lua_State* L) {
 
 void write_log(log::Level level, lua_State* L, const char* text, std::size_t len) {
   if (!log::enabled(level)) return;
+  len = std::min<std::size_t>(len, 2000);  // one log line, not a dump
   try {
     log::write(level, "lua", {{"script", script_of(L)}, {"session", session_of(L)},
                               {"message", std::string_view(text, len)}});
@@ -430,10 +461,7 @@ int store_continue(lua_State* L, int status, lua_KContext kctx) {
     return luaL_error(L, "gateway.store: coroutine resumed by a script");
   c->token = 0;
   StoreReply& r = c->reply;
-  if (!r.ok) {
-    lua_pushfstring(L, "gateway.store: %s", r.error.c_str());
-    return lua_error(L);
-  }
+  if (!r.ok) return luaL_error(L, "gateway.store: %s", r.error.c_str());
   if (r.integer) {
     lua_pushinteger(L, r.i);
     return 1;
@@ -586,9 +614,9 @@ void push_opt(lua_State* L, const std::optional<std::string>& s) {
 
 int tx_index(lua_State* L) {
   Transaction& tx = check_tx(L, 1, kTxMeta);
+  if (lua_type(L, 2) != LUA_TSTRING) return 0;
   std::size_t klen = 0;
   const char* k = lua_tolstring(L, 2, &klen);
-  if (!k || lua_type(L, 2) != LUA_TSTRING) return 0;
   std::string_view key(k, klen);
   const Connection& c = tx.conn;
   if (key == "client") {
@@ -809,6 +837,12 @@ int setup(lua_State* L) {
   lua_getfield(L, -1, "move");
   lua_pushcclosure(L, l_table_move, 1);
   lua_setfield(L, -2, "move");
+  lua_getfield(L, -1, "insert");
+  lua_pushcclosure(L, l_table_insert, 1);
+  lua_setfield(L, -2, "insert");
+  lua_getfield(L, -1, "remove");
+  lua_pushcclosure(L, l_table_remove, 1);
+  lua_setfield(L, -2, "remove");
   lua_pop(L, 1);
   install_patterns(L);
   keep_only(L, LUA_OSLIBNAME, {"time", "clock", "date", "difftime"});

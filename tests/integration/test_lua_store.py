@@ -76,3 +76,29 @@ def test_ttls(gateway_factory, sink, tmp_path):
     time.sleep(1.6)
     assert probe(gw.port, "getttl")[1] == "short nil"
     assert probe(gw.port, "window")[1] == "window 1"  # the TTL ran from the key's creation
+
+
+def test_store_down(gateway_factory, sink, tmp_path):
+    """Redis unreachable: an uncaught gateway.store error gives on_error, a pcall'ed one lets mail through."""
+    from gwtest import free_port
+    down = '\n[store]\nbackend = "redis"\nredis_url = "redis://127.0.0.1:%d/0"\n' % free_port()
+    gw = start(gateway_factory, sink, tmp_path, """
+        function on_rcpt_to(tx, addr)
+          if addr:find("^raw@") then gateway.store.incr("x", 1, "1m") end
+          if addr:find("^safe@") then
+            local ok, err = pcall(gateway.store.incr, "x", 1, "1m")
+            if not ok then gateway.log("warn", "store down: " .. err) end
+          end
+        end
+    """, extra=down)
+    c = session(gw.port)
+    assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+    t0 = time.time()
+    code, lines = c.cmd("RCPT TO:<raw@example.test>")
+    assert code == 451 and lines[-1].startswith("451 4.7.1"), lines
+    code, lines = c.cmd("RCPT TO:<safe@example.test>")
+    assert code == 250, lines
+    assert time.time() - t0 < 10
+    c.close()
+    log = gw.log()
+    assert "gateway.store: " in log and "store down: " in log

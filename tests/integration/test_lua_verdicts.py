@@ -170,3 +170,31 @@ def test_on_error_reject(gateway_factory, sink, tmp_path):
     code, lines = c.cmd("MAIL FROM:<a@sender.test>")
     assert code == 550 and "5.7.1" in lines[-1]
     assert "policy.lua:2: boom" in gw.log()
+
+
+def test_accept_at_every_stage_skips_later_scripts(gateway_factory, sink, tmp_path):
+    first = write(tmp_path, "accept.lua", """
+        function on_connect(tx) return gateway.accept() end
+        function on_helo(tx, name) return gateway.accept() end
+        function on_mail_from(tx, addr) return gateway.accept() end
+        function on_rcpt_to(tx, addr) return gateway.accept() end
+        function on_data(tx, msg) return gateway.accept() end
+    """)
+    second = write(tmp_path, "deny.lua", """
+        function on_connect(tx) return gateway.reject(554, "5.7.1", "deny connect") end
+        function on_helo(tx, name) return gateway.reject(550, "5.7.1", "deny helo") end
+        function on_mail_from(tx, addr) return gateway.reject(550, "5.7.1", "deny mail") end
+        function on_rcpt_to(tx, addr) return gateway.reject(550, "5.7.1", "deny rcpt") end
+        function on_data(tx, msg) return gateway.reject(550, "5.7.1", "deny data") end
+    """)
+    gw = start(gateway_factory, sink, tmp_path, scripts=[first, second])
+    code, lines = send_message(gw.port)
+    assert code == 250, lines
+    assert sink.wait_count(1)
+    # the same scripts the other way round: the deny script decides every stage, starting at connect
+    gw2 = start(gateway_factory, sink, tmp_path, scripts=[second, first])
+    from gwtest import Client
+    c = Client(gw2.port)
+    code, lines = c.reply()
+    assert code == 554 and "deny connect" in lines[-1]
+    c.close()

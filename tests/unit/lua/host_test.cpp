@@ -143,6 +143,8 @@ TEST(LuaHost, InstructionBoundEvenWhenCaught) {
                            "while true do xpcall(function() while true do end end, function() while true do end end) end",
                            "local co = coroutine.wrap(function() local co2 = coroutine.create(function() local x <close> = setmetatable({}, {__close = function() while true do end end}) while true do end end) coroutine.resume(co2) for i = 1, 500 do end coroutine.close(co2) end) co() while true do end",
                            "table.move({}, 1, 1e15, 2)",
+                           "table.insert(setmetatable({}, {__len = function() return 1e15 end}), 1, 'x')",
+                           "table.remove(setmetatable({}, {__len = function() return 1e15 end}), 1)",
                            "local t = setmetatable({}, {__index = function(t, k) while true do end end}) while true do pcall(function() return t.x end) end"}) {
     Host h(options(std::string("function on_helo(tx, name) ") + body + " end"));
     auto tx = make_tx();
@@ -160,6 +162,38 @@ TEST(LuaHost, MemoryCap) {
   EXPECT_EQ(run(h, Hook::helo, tx, "x").kind, Verdict::Kind::tempfail);
   EXPECT_LE(h.memory_used(), 8u << 20);
   EXPECT_EQ(run(h, Hook::helo, tx, "x").kind, Verdict::Kind::tempfail);  // again: the state recovered
+}
+
+TEST(LuaHost, StateFullAfterMemoryErrorIsReplaced) {
+  Host h(options(R"(
+    function on_rcpt_to(tx, addr)
+      if addr == "fill" then
+        big = {}
+        while true do big[#big + 1] = string.rep("x", 1000) .. #big end
+      end
+      return gateway.reject(550, "5.7.1", big == nil and "fresh" or "old")
+    end)"));
+  auto tx = make_tx();
+  EXPECT_EQ(run(h, Hook::rcpt_to, tx, "fill").kind, Verdict::Kind::tempfail);
+  EXPECT_EQ(run(h, Hook::rcpt_to, tx, "check").text, "fresh");  // the full state was rebuilt
+  EXPECT_LT(h.memory_used(), 2u << 20);
+}
+
+TEST(LuaHost, TableFunctionsStillWork) {
+  Host h(options(R"(
+    function on_helo(tx, name)
+      local t = {1, 2, 3}
+      table.insert(t, 1, 0)
+      table.insert(t, 4)
+      assert(table.remove(t, 1) == 0 and table.remove(t) == 4 and #t == 3)
+      assert(table.concat(table.move(t, 1, 3, 2, {}), ",", 2, 4) == "1,2,3")
+      local s = 0
+      for w in ("a b c"):gmatch("%a") do s = s + 1 end
+      assert(s == 3 and load("return 1 + 1")() == 2)
+      return gateway.reject(550, "5.7.1", "ok")
+    end)"));
+  auto tx = make_tx();
+  EXPECT_EQ(run(h, Hook::helo, tx, "x").text, "ok");
 }
 
 TEST(LuaHost, MessageAccessors) {
