@@ -346,7 +346,7 @@ asio::awaitable<Outcome> run(std::string_view arg, net::Stream& stream, net::Dea
       user.find('\0') != std::string::npos || password.find('\0') != std::string::npos)
     well_formed = false;
 
-  // The hash check runs on the pool; co_spawn's completion resumes this coroutine on its executor.
+  // The hash check runs on the pool; off_loop resumes this coroutine on the session's own executor.
   bool ok = false;
   {
     auto it = well_formed ? cfg.auth.users.find(user) : cfg.auth.users.end();
