@@ -93,6 +93,13 @@ std::string reply_line(int code, std::string_view enh, std::string_view text) {
   return r;
 }
 
+// Registered at start, so /metrics shows both series at 0 before the first AUTH.
+[[maybe_unused]] const bool registered = [] {
+  observe::Metrics::instance().counter("smtpgw_auth_total", "AUTH attempts by result", R"(result="success")");
+  observe::Metrics::instance().counter("smtpgw_auth_total", "AUTH attempts by result", R"(result="failure")");
+  return true;
+}();
+
 observe::Counter& auth_counter(bool ok) {
   static auto& success = observe::Metrics::instance().counter("smtpgw_auth_total", "AUTH attempts by result", R"(result="success")");
   static auto& failure = observe::Metrics::instance().counter("smtpgw_auth_total", "AUTH attempts by result", R"(result="failure")");

@@ -231,3 +231,14 @@ def test_auth_exchange_timeout(tmp_path, sink):
         assert c.closed()
     finally:
         gw.stop()
+
+
+def test_require_auth_without_tls_is_a_config_error(tmp_path, sink):
+    users = str(tmp_path / "users")
+    write_users(users)
+    text = gateway_config([dict(role="submission", require_auth=True)],
+                          body='\n[auth]\nusers_file = "%s"\n' % users)
+    gw = Gateway(tmp_path, full_config=text, upstream_ports=[sink.port])
+    r = subprocess.run([gw.binary, "--check-config", "--config", gw.config_path], capture_output=True)
+    assert r.returncode == 1
+    assert b"require_auth" in r.stderr and (gw.config_path + ":").encode() in r.stderr, r.stderr
