@@ -119,3 +119,15 @@ def test_proxy_line_is_a_bad_command_elsewhere(proxy_gw):
     code, lines = c.cmd("EHLO client.test")
     assert code == 250
     assert "client=203.0.113.7" not in proxy_gw.log()
+
+
+def test_new_helo_gets_a_new_xclient(xclient_gw, sink):
+    c = proxied(xclient_gw.port, v1("203.0.113.10"))
+    assert transaction(c)[0] == 250
+    assert transaction(c)[0] == 250  # same HELO: the upstream connection is reused
+    assert c.cmd("EHLO renamed.test")[0] == 250
+    assert transaction(c)[0] == 250
+    assert sink.wait_count(3)
+    assert sink.connections == 2
+    assert "HELO=real-client.test" in sink.messages[1].xclient
+    assert "HELO=renamed.test" in sink.messages[2].xclient and "ADDR=203.0.113.10" in sink.messages[2].xclient
