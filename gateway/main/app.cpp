@@ -37,6 +37,7 @@ void App::init() {
   for (unsigned i = 0; i < n; ++i) contexts_.push_back(std::make_unique<asio::io_context>(1));
   set_worker(0, n);
   services_ = build_services(*cfg_, *main_io_, false);
+  server_.resolver = services_.resolver;
   server_.set_runtime(build_runtime(cfg_));
   server_.set_server_tls(tls::make_server_context(*cfg_));
   server_.set_client_tls(tls::make_client_context());

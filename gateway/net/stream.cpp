@@ -33,6 +33,11 @@ void Stream::shrink() {
 }
 
 asio::awaitable<error_code> Stream::fill(std::size_t max_buffer) {
+  // An idle plaintext connection holds no buffer: wait until there is something to read first.
+  if (!tls_ && buf_.empty()) {
+    auto [wec] = co_await socket_.async_wait(tcp::socket::wait_read, use_tuple);
+    if (wec) co_return wec;
+  }
   // Make room: move the unconsumed tail to the front, then grow if still short of a useful read.
   if (start_ > 0) {
     std::memmove(buf_.data(), buf_.data() + start_, end_ - start_);

@@ -1,5 +1,6 @@
 #include "gateway/smtp/edge.hpp"
 
+#include "gateway/dns/wire.hpp"
 #include "gateway/observe/log.hpp"
 #include "gateway/observe/metrics.hpp"
 #include "gateway/smtp/proxy_protocol.hpp"
@@ -44,6 +45,17 @@ boost::asio::awaitable<bool> read_proxy_header(net::Stream& stream, net::Deadlin
   }
 }
 
+// The client's PTR name (no trailing dot) into conn.client.rdns, or rdns_tempfail when the lookup
+// failed temporarily. Loopback clients are not looked up.
+boost::asio::awaitable<void> lookup_rdns(ServerState& server, Connection& conn) {
+  if (!server.resolver) co_return;
+  const auto& a = conn.client.address;
+  if (a.is_loopback() || (a.is_v4() && (a.to_v4().to_uint() >> 24) == 127) || a.is_unspecified()) co_return;
+  auto ans = co_await server.resolver->query(dns::reverse_name(a), dns::Type::PTR);
+  if (ans.status == dns::Status::ok && !ans.records.empty()) conn.client.rdns = ans.records.front();
+  else if (ans.status == dns::Status::temperror) conn.client.rdns_tempfail = true;
+}
+
 }  // namespace
 
 boost::asio::awaitable<bool> before_greeting(net::Stream& stream, net::Deadline& deadline,
@@ -66,6 +78,7 @@ boost::asio::awaitable<bool> before_greeting(net::Stream& stream, net::Deadline&
     conn.tls_version = stream.tls_version();
     conn.tls_cipher = stream.tls_cipher();
   }
+  co_await lookup_rdns(server, conn);
   co_return true;
 }
 

@@ -10,6 +10,7 @@
 #include <boost/asio/ssl/context.hpp>
 
 #include "gateway/core/pipeline.hpp"
+#include "gateway/dns/resolver.hpp"
 
 namespace gw::smtp {
 
@@ -41,6 +42,9 @@ class ServerState {
     std::lock_guard lock(mu_);
     client_tls_ = std::move(ctx);
   }
+
+  // Set once before the listeners start (App::init); null when no resolver was built.
+  std::shared_ptr<dns::Resolver> resolver;
 
   std::atomic<std::uint32_t> connections{0};
   std::atomic<bool> draining{false};

@@ -12,6 +12,7 @@
 
 #include "gateway/observe/log.hpp"
 #include "gateway/observe/metrics.hpp"
+#include "gateway/core/auth_results.hpp"
 #include "gateway/smtp/data_reader.hpp"
 #include "gateway/smtp/auth.hpp"
 #include "gateway/smtp/edge.hpp"
@@ -544,6 +545,8 @@ asio::awaitable<void> Session::on_data() {
     co_return;
   }
 
+  if (auto n = remove_forged_auth_results(tx_.message, cfg_.server.hostname))
+    log::info("forged_auth_results_removed", {{"session", tx_.conn.id}, {"count", n}});
   Verdict v;
   if (rt_->pipeline->has(Stage::data)) v = co_await rt_->pipeline->run(Stage::data, tx_);
   if (v.refuses()) {

@@ -93,6 +93,25 @@ class RecordingSink:
         self.greeting = "220 sink.test ESMTP recording sink"
         self.ehlo_lines = ["PIPELINING", "SIZE 104857600", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8", "XCLIENT ADDR NAME PORT PROTO HELO LOGIN"]
         self.server = None
+        self.active = set()
+        self.killed = False
+
+    def kill(self):
+        """Like kill -9 of an MTA: stop listening and cut every open connection at once. A message
+        is recorded and answered 250 under one lock, so it is either both or neither."""
+        with self.lock:
+            self.killed = True
+            for c in list(self.active):
+                try:
+                    c.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        self.stop()
+
+    def restart(self):
+        with self.lock:
+            self.killed = False
+        self.start()
 
     def start(self):
         sink = self
@@ -101,11 +120,19 @@ class RecordingSink:
             def handle(self):
                 with sink.lock:
                     sink.connections += 1
-                sink._session(self.rfile, self.wfile, self.connection)
+                    sink.active.add(self.connection)
+                try:
+                    sink._session(self.rfile, self.wfile, self.connection)
+                except OSError:
+                    pass
+                finally:
+                    with sink.lock:
+                        sink.active.discard(self.connection)
 
         class Server(socketserver.ThreadingTCPServer):
             allow_reuse_address = True
             daemon_threads = True
+            request_queue_size = 1024  # bursts of sessions connect at once; the default 5 drops SYNs
 
         self.server = Server(("127.0.0.1", self.port), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -202,8 +229,10 @@ class RecordingSink:
                     send(r)
                 else:
                     with self.lock:
+                        if self.killed:
+                            return
+                        send("250 2.0.0 Ok: queued as SINK%d" % (len(self.messages) + 1))
                         self.messages.append(msg)
-                    send("250 2.0.0 Ok: queued as SINK%d" % len(self.messages))
                 mail_from = None
                 rcpts = []
             elif verb == "RSET":
@@ -307,6 +336,26 @@ class Gateway:
                 if marker in log:
                     raise AssertionError("sanitizer report in the gateway log:\n" + log[-6000:])
         return self.proc.returncode if self.proc else None
+
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def peak_rss_kib(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        return 0
+
+    def fd_count(self):
+        return len(os.listdir("/proc/%d/fd" % self.proc.pid))
+
+    def alive(self):
+        return self.proc.poll() is None
 
     def metrics(self):
         with socket.create_connection(("127.0.0.1", self.metrics_port), timeout=5) as s:

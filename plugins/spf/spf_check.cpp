@@ -1,0 +1,489 @@
+#include "plugins/spf/spf_check.hpp"
+
+#include <netdb.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <arpa/nameser.h>
+
+#include <map>
+#include <memory>
+#include <set>
+#include <utility>
+#include <vector>
+
+extern "C" {
+#include <spf2/spf.h>
+#include <spf2/spf_dns.h>
+#include <spf2/spf_dns_rr.h>
+}
+
+#include "gateway/dns/wire.hpp"
+#include "gateway/observe/log.hpp"
+
+namespace gw::spf {
+namespace {
+
+// Limits checked before libspf2 sees DNS data (docs/spf.md, "libspf2 and its CVEs").
+constexpr std::size_t kMaxRecord = 2048;     // whole SPF record
+constexpr std::size_t kMaxTerm = 255;        // one mechanism or modifier
+constexpr std::size_t kMaxPercents = 32;     // macro segments in one term
+constexpr std::size_t kMaxExplanation = 512; // exp= TXT text
+constexpr int kMaxTerms = 10;                // RFC 7208 §4.6.4
+constexpr int kMaxVoids = 2;
+constexpr std::size_t kMaxNamesPerAnswer = 10;  // MX (more is a permerror in libspf2) and PTR (first 10 used)
+
+std::optional<dns::Type> to_type(ns_type t) {
+  switch (static_cast<int>(t)) {
+    case ns_t_a: return dns::Type::A;
+    case ns_t_aaaa: return dns::Type::AAAA;
+    case ns_t_mx: return dns::Type::MX;
+    case ns_t_ptr: return dns::Type::PTR;
+    case ns_t_txt: return dns::Type::TXT;
+    default: return std::nullopt;
+  }
+}
+
+std::string key_of(const std::string& name, dns::Type t) { return std::to_string(static_cast<unsigned>(t)) + ":" + name; }
+
+bool ieq_prefix(std::string_view s, std::string_view prefix) {
+  if (s.size() < prefix.size()) return false;
+  for (size_t i = 0; i < prefix.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(s[i])) != prefix[i]) return false;
+  return true;
+}
+
+// A term or explanation libspf2 1.2.10 could mis-compile (CVE-2023-42118 class: ds_avail underflow
+// when a term's compiled data nearly fills its 511-octet buffer): too long, or too many macros.
+bool unsafe_for_compile(std::string_view record, std::size_t max_total) {
+  if (record.size() > max_total) return true;
+  std::size_t term = 0, percents = 0;
+  for (char c : record) {
+    if (c == ' ') {
+      term = percents = 0;
+      continue;
+    }
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) return true;
+    if (++term > kMaxTerm) return true;
+    if (c == '%' && ++percents > kMaxPercents) return true;
+  }
+  return false;
+}
+
+// State of one check, shared by its runs. The DNS layer reaches it through a thread-local pointer:
+// a run is synchronous, so nothing else runs on this thread meanwhile.
+struct CheckState {
+  dns::Type addr_type = dns::Type::A;  // A for an IPv4 client, AAAA for IPv6
+  std::map<std::string, dns::Answer> answers;
+  std::vector<std::pair<std::string, dns::Type>> missing;
+  std::set<std::string> missing_keys;
+  // per run
+  int get_spf_calls = 0;
+  int terms = 0;
+  int voids = 0;
+  bool limit_exceeded = false;
+  std::string limit_problem;
+  std::set<std::string> sub_targets;  // names an MX/PTR answer just listed: their A lookups are not terms
+  std::optional<std::string> top;     // result decided at the top-level record fetch
+  std::string top_problem;
+
+  void new_run() {
+    get_spf_calls = terms = voids = 0;
+    limit_exceeded = false;
+    limit_problem.clear();
+    sub_targets.clear();
+    top.reset();
+    top_problem.clear();
+  }
+  const dns::Answer* find(const std::string& name, dns::Type t) {
+    auto k = key_of(name, t);
+    auto it = answers.find(k);
+    if (it != answers.end()) return &it->second;
+    if (missing_keys.insert(k).second) missing.emplace_back(name, t);
+    return nullptr;
+  }
+  void count_term() {
+    if (++terms > kMaxTerms && !limit_exceeded) {
+      limit_exceeded = true;
+      limit_problem = "more than 10 DNS-querying terms";
+    }
+  }
+  void count_void() {
+    if (++voids > kMaxVoids && !limit_exceeded) {
+      limit_exceeded = true;
+      limit_problem = "more than 2 void lookups";
+    }
+  }
+};
+
+thread_local CheckState* g_state = nullptr;
+
+SPF_dns_rr_t* make_rr(SPF_dns_server_t* server, const char* domain, ns_type type, int herrno) {
+  return SPF_dns_rr_new_init(server, domain, type, 0, herrno);
+}
+
+SPF_dns_rr_t* layer_lookup(SPF_dns_server_t* server, const char* domain, ns_type rr_type, int should_cache) {
+  CheckState* st = g_state;
+  auto type = to_type(rr_type);
+  auto name = dns::normalize_name(domain ? domain : "");
+  if (!st || !type || !name) return make_rr(server, domain ? domain : "", rr_type, HOST_NOT_FOUND);
+
+  const bool address = *type == dns::Type::A || *type == dns::Type::AAAA;
+  const bool sub = address && should_cache && st->sub_targets.count(*name);
+  const bool term = (address && !sub) || *type == dns::Type::MX || *type == dns::Type::PTR;
+  if (term) {
+    st->sub_targets.clear();
+    st->count_term();
+  }
+  const dns::Answer* a = st->find(*name, *type);
+  if (!a) return make_rr(server, domain, rr_type, TRY_AGAIN);
+
+  switch (a->status) {
+    case dns::Status::ok: break;
+    case dns::Status::nodata:
+      if (term) st->count_void();
+      return make_rr(server, domain, rr_type, NO_DATA);
+    case dns::Status::nxdomain:
+    case dns::Status::permerror:
+      if (term) st->count_void();
+      return make_rr(server, domain, rr_type, HOST_NOT_FOUND);
+    case dns::Status::temperror:
+      return make_rr(server, domain, rr_type, TRY_AGAIN);
+  }
+
+  SPF_dns_rr_t* rr = make_rr(server, domain, rr_type, NETDB_SUCCESS);
+  if (!rr) return nullptr;
+  std::size_t limit = a->records.size();
+  if (*type == dns::Type::PTR) limit = std::min(limit, kMaxNamesPerAnswer);  // RFC 7208 §5.5: first 10 only
+  int n = 0;
+  for (std::size_t i = 0; i < limit; ++i) {
+    const std::string& rec = a->records[i];
+    switch (*type) {
+      case dns::Type::A: {
+        in_addr v4;
+        if (inet_pton(AF_INET, rec.c_str(), &v4) != 1) continue;
+        if (SPF_dns_rr_buf_realloc(rr, n, sizeof(v4)) != SPF_E_SUCCESS) break;
+        rr->rr[n]->a = v4;
+        ++n;
+        break;
+      }
+      case dns::Type::AAAA: {
+        in6_addr v6;
+        if (inet_pton(AF_INET6, rec.c_str(), &v6) != 1) continue;
+        if (SPF_dns_rr_buf_realloc(rr, n, sizeof(v6)) != SPF_E_SUCCESS) break;
+        rr->rr[n]->aaaa = v6;
+        ++n;
+        break;
+      }
+      case dns::Type::MX:
+      case dns::Type::PTR:
+      case dns::Type::TXT: {
+        std::string value = rec;
+        if (*type == dns::Type::MX) {
+          auto sp = rec.find(' ');
+          value = sp == std::string::npos ? rec : rec.substr(sp + 1);
+        }
+        if (*type == dns::Type::TXT) {  // only exp= texts come here
+          if (unsafe_for_compile(value, kMaxExplanation)) continue;
+          // libspf2 1.2.10 compiles an explanation like a domain-spec and mangles its spaces:
+          // hand it the macro escape for a space instead.
+          std::string escaped;
+          for (char c : value) {
+            if (c == ' ') escaped += "%_";
+            else escaped += c;
+          }
+          value = std::move(escaped);
+        }
+        if (*type != dns::Type::TXT) st->sub_targets.insert(value);
+        if (SPF_dns_rr_buf_realloc(rr, n, value.size() + 1) != SPF_E_SUCCESS) break;
+        std::memcpy(rr->rr[n]->txt, value.c_str(), value.size() + 1);
+        ++n;
+        break;
+      }
+      default: break;
+    }
+  }
+  rr->num_rr = n;
+  if (n == 0) {
+    rr->herrno = NO_DATA;
+    if (term) st->count_void();
+  }
+  return rr;
+}
+
+// The record of spf_request->cur_dom (RFC 7208 §4.4-4.5): TXT only, exactly one "v=spf1" record.
+SPF_errcode_t layer_get_spf(SPF_server_t* server, SPF_request_t* request, SPF_response_t* response, SPF_record_t** out) {
+  *out = nullptr;
+  CheckState* st = g_state;
+  const bool top = st && st->get_spf_calls++ == 0;
+  auto decide_top = [&](const char* result, std::string problem) {
+    if (top) {
+      st->top = result;
+      st->top_problem = std::move(problem);
+    }
+  };
+  if (!st) return SPF_E_DNS_ERROR;
+  if (!top) {
+    st->sub_targets.clear();
+    st->count_term();  // include / redirect
+  }
+  auto name = dns::normalize_name(request->cur_dom ? request->cur_dom : "");
+  if (!name) {
+    decide_top("none", "not a domain name");
+    return SPF_response_add_error(response, SPF_E_NOT_SPF, "Invalid domain name");
+  }
+  const dns::Answer* a = st->find(*name, dns::Type::TXT);
+  if (!a) {
+    decide_top("temperror", "lookup pending");
+    return SPF_response_add_error(response, SPF_E_DNS_ERROR, "pending");
+  }
+  if (a->status == dns::Status::temperror) {
+    decide_top("temperror", "DNS lookup of " + *name + " failed");
+    return SPF_response_add_error(response, SPF_E_DNS_ERROR, "Temporary DNS failure");
+  }
+  if (a->status != dns::Status::ok) {
+    if (!top && a->status != dns::Status::permerror) st->count_void();
+    decide_top("none", "no SPF record");
+    return SPF_response_add_error(response, SPF_E_NOT_SPF, "No SPF record");
+  }
+  const std::string* found = nullptr;
+  int count = 0;
+  for (auto& rec : a->records) {
+    if (ieq_prefix(rec, "v=spf1") && (rec.size() == 6 || rec[6] == ' ')) {
+      found = &rec;
+      ++count;
+    }
+  }
+  if (count == 0) {
+    decide_top("none", "no SPF record");
+    return SPF_response_add_error(response, SPF_E_NOT_SPF, "No SPF record");
+  }
+  if (count > 1) {
+    decide_top("permerror", "more than one SPF record");
+    return SPF_response_add_error(response, SPF_E_MULTIPLE_RECORDS, "Multiple SPF records");
+  }
+  if (unsafe_for_compile(*found, kMaxRecord)) {
+    decide_top("permerror", "SPF record refused: too long, non-ASCII or too many macros");
+    return SPF_response_add_error(response, SPF_E_SYNTAX, "Record refused");
+  }
+  SPF_errcode_t err = SPF_record_compile(server, response, out, found->c_str());
+  if (err != SPF_E_SUCCESS) {
+    if (*out) {
+      SPF_record_free(*out);
+      *out = nullptr;
+    }
+    decide_top("permerror", std::string("SPF record syntax: ") + SPF_strerror(err));
+    return err == SPF_E_DNS_ERROR ? SPF_E_SYNTAX : err;
+  }
+  return SPF_E_SUCCESS;
+}
+
+void quiet(const char*, int, const char*) {}
+
+// libspf2's server object, one per thread (it is not shared across threads), rebuilt when the
+// receiver name or the default explanation change.
+struct ThreadServer {
+  SPF_dns_server_t layer{};
+  SPF_server_t* server = nullptr;
+  std::string receiver;
+  std::string explanation;
+  ~ThreadServer() {
+    if (server) SPF_server_free(server);
+  }
+  SPF_server_t* get(const std::string& rec, const std::string& exp) {
+    if (server && rec == receiver && exp == explanation) return server;
+    if (server) SPF_server_free(server);
+    layer = SPF_dns_server_t{};
+    layer.destroy = nullptr;  // not owned by the SPF_server_t
+    layer.lookup = layer_lookup;
+    layer.get_spf = layer_get_spf;
+    layer.name = "gateway";
+    server = SPF_server_new_dns(&layer, 0);
+    if (!server) return nullptr;
+    SPF_server_set_rec_dom(server, rec.c_str());
+    SPF_response_t* errs = nullptr;
+    if (SPF_server_set_explanation(server, exp.c_str(), &errs) != SPF_E_SUCCESS) {
+      SPF_response_t* e2 = nullptr;
+      SPF_server_set_explanation(server, "%{i} is not allowed to send mail for %{d}", &e2);
+      if (e2) SPF_response_free(e2);
+    }
+    if (errs) SPF_response_free(errs);
+    SPF_server_set_max_dns_mech(server, kMaxTerms);
+    SPF_server_set_max_dns_mx(server, static_cast<int>(kMaxNamesPerAnswer));
+    SPF_server_set_max_dns_ptr(server, static_cast<int>(kMaxNamesPerAnswer));
+    receiver = rec;
+    explanation = exp;
+    return server;
+  }
+};
+
+std::string word(SPF_result_t r) {
+  switch (r) {
+    case SPF_RESULT_PASS: return "pass";
+    case SPF_RESULT_FAIL: return "fail";
+    case SPF_RESULT_SOFTFAIL: return "softfail";
+    case SPF_RESULT_NEUTRAL: return "neutral";
+    case SPF_RESULT_NONE: return "none";
+    case SPF_RESULT_TEMPERROR: return "temperror";
+    case SPF_RESULT_PERMERROR: return "permerror";
+    default: return "permerror";
+  }
+}
+
+struct RunOutcome {
+  std::string result;
+  std::string explanation;
+  std::string problem;
+};
+
+// One synchronous libspf2 run over the answers gathered so far.
+RunOutcome run_once(SPF_server_t* server, CheckState& st, const Request& req) {
+  RunOutcome out;
+  st.new_run();
+  SPF_request_t* r = SPF_request_new(server);
+  if (!r) return {"temperror", "", "out of memory"};
+  if (req.ip.is_v4()) {
+    auto b = req.ip.to_v4().to_bytes();
+    in_addr a;
+    std::memcpy(&a, b.data(), 4);
+    SPF_request_set_ipv4(r, a);
+  } else {
+    auto b = req.ip.to_v6().to_bytes();
+    in6_addr a;
+    std::memcpy(&a, b.data(), 16);
+    SPF_request_set_ipv6(r, a);
+  }
+  SPF_request_set_helo_dom(r, req.helo.c_str());
+  SPF_request_set_env_from(r, req.sender.c_str());
+  SPF_response_t* resp = nullptr;
+  g_state = &st;
+  SPF_request_query_mailfrom(r, &resp);
+  g_state = nullptr;
+  if (st.top) {
+    out.result = *st.top;
+    out.problem = st.top_problem;
+  } else if (resp) {
+    out.result = word(SPF_response_result(resp));
+    if (out.result == "fail") {
+      const char* e = SPF_response_get_explanation(resp);
+      if (e) out.explanation = e;
+    }
+    if (out.result == "permerror" || out.result == "temperror") out.problem = SPF_strerror(SPF_response_errcode(resp));
+  } else {
+    out.result = "temperror";
+  }
+  if (st.limit_exceeded && out.result != "temperror") {
+    out.result = "permerror";
+    out.problem = st.limit_problem;
+    out.explanation.clear();
+  }
+  if (resp) SPF_response_free(resp);
+  SPF_request_free(r);
+  return out;
+}
+
+bool valid_domain(const std::string& d) {
+  auto n = dns::normalize_name(d);
+  if (!n) return false;
+  // RFC 7208 §4.3: a domain with a single label or not a valid name is "none"
+  return n->find('.') != std::string::npos;
+}
+
+}  // namespace
+
+std::string sanitize(std::string_view s, std::size_t max) {
+  std::string out;
+  for (char c : s) {
+    if (out.size() >= max) break;
+    unsigned char u = static_cast<unsigned char>(c);
+    if (u < 0x21 || u > 0x7e || c == '"' || c == '\\' || c == '(' || c == ')' || c == ';') out += '_';
+    else out += c;
+  }
+  return out;
+}
+
+boost::asio::awaitable<Result> check(dns::Resolver& resolver, const Request& req, const Options& opts) {
+  static const bool handlers = [] {
+    SPF_warning_handler = quiet;
+    SPF_info_handler = quiet;
+    SPF_debug_handler = quiet;
+    return true;
+  }();
+  (void)handlers;
+  static thread_local ThreadServer thread_server;
+
+  Result res;
+  const auto at = req.sender.rfind('@');
+  if (!req.sender.empty()) {
+    res.identity = "mailfrom";
+    res.domain = at == std::string::npos ? req.sender : req.sender.substr(at + 1);
+    res.sender = (at == std::string::npos || at == 0) ? "postmaster@" + res.domain : req.sender;
+  } else {
+    res.identity = "helo";
+    res.domain = req.helo;
+    res.sender = "postmaster@" + req.helo;
+  }
+  // Inputs libspf2 expands into macros are bounded first (RFC 5321 limits; CVE-2021-33912/33913).
+  const std::string local = at == std::string::npos ? std::string() : req.sender.substr(0, at);
+  if (!valid_domain(res.domain) || local.size() > 64 || req.helo.size() > 255) {
+    res.result = "none";
+    res.problem = "no valid domain to check";
+    co_return res;
+  }
+  if (unsafe_for_compile(req.sender, 320) || unsafe_for_compile(req.helo, 255)) {
+    res.result = "none";
+    res.problem = "identity holds characters SPF cannot check";
+    co_return res;
+  }
+
+  SPF_server_t* server = thread_server.get(req.receiver, opts.default_explanation);
+  if (!server) {
+    res.result = "temperror";
+    res.problem = "libspf2 setup failed";
+    co_return res;
+  }
+  CheckState st;
+  st.addr_type = req.ip.is_v4() ? dns::Type::A : dns::Type::AAAA;
+  const auto deadline = std::chrono::steady_clock::now() + opts.budget;
+  RunOutcome out;
+  for (;;) {
+    ++res.rounds;
+    st.missing.clear();
+    st.missing_keys.clear();
+    out = run_once(server, st, req);
+    if (st.missing.empty()) break;
+    if (res.rounds >= opts.max_rounds || std::chrono::steady_clock::now() >= deadline) {
+      out = {"temperror", "", "SPF evaluation needed too many DNS rounds or too long"};
+      break;
+    }
+    auto todo = std::move(st.missing);
+    st.missing.clear();
+    for (auto& [name, type] : todo) {
+      auto a = co_await resolver.query(name, type);
+      ++res.queries;
+      // An MX or PTR answer: fetch the addresses libspf2 will ask for next, in this same round.
+      if (a.status == dns::Status::ok && (type == dns::Type::MX || type == dns::Type::PTR)) {
+        std::size_t k = 0;
+        for (auto& rec : a.records) {
+          if (k++ >= kMaxNamesPerAnswer) break;
+          std::string target = rec;
+          if (type == dns::Type::MX) {
+            auto sp = rec.find(' ');
+            target = sp == std::string::npos ? rec : rec.substr(sp + 1);
+          }
+          auto n = dns::normalize_name(target);
+          if (!n || st.answers.count(key_of(*n, st.addr_type))) continue;
+          auto b = co_await resolver.query(*n, st.addr_type);
+          ++res.queries;
+          st.answers[key_of(*n, st.addr_type)] = std::move(b);
+        }
+      }
+      st.answers[key_of(name, type)] = std::move(a);
+    }
+  }
+  res.result = out.result;
+  res.explanation = out.explanation;
+  res.problem = out.problem;
+  co_return res;
+}
+
+}  // namespace gw::spf

@@ -1,0 +1,165 @@
+// The "spf" plugin: checks the MAIL FROM identity (the HELO identity for the null sender) of inbound
+// mail at the MAIL stage, records tx.spf, adds Received-SPF and the spf= part of
+// Authentication-Results, and answers per [plugins.spf] on_fail / on_softfail / on_temperror /
+// on_permerror. Trusted and authenticated clients are not checked.
+#include <string>
+
+#include "gateway/core/plugin.hpp"
+#include "gateway/dns/resolver.hpp"
+#include "gateway/observe/log.hpp"
+#include "gateway/observe/metrics.hpp"
+#include "plugins/spf/spf_check.hpp"
+
+namespace gw::spf {
+namespace {
+
+enum class Action { reject, tempfail, tag, ignore };
+
+Action parse_action(const config::Table& t, const char* key, Action def) {
+  auto v = t.choice(key, {"reject", "tempfail", "tag", "ignore"});
+  if (!v) return def;
+  if (*v == "reject") return Action::reject;
+  if (*v == "tempfail") return Action::tempfail;
+  if (*v == "tag") return Action::tag;
+  return Action::ignore;
+}
+
+// A key=value value for Received-SPF (RFC 7208 §9.1): a dot-atom as is, anything else quoted.
+std::string kv_value(const std::string& v) {
+  bool atom = !v.empty();
+  for (char c : v) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (!(std::isalnum(u) || std::string_view("!#$%&'*+-/=?^_`{|}~.@").find(c) != std::string_view::npos)) atom = false;
+  }
+  if (atom && v.find('@') == std::string::npos) return v;
+  std::string out = "\"";
+  for (char c : v) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u > 0x7e) continue;
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+// A comment's text: printable ASCII without parentheses or backslashes.
+std::string comment_text(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u > 0x7e || c == '(' || c == ')' || c == '\\') continue;
+    out += c;
+    if (out.size() > 300) break;
+  }
+  return out;
+}
+
+// An RFC 8601 property value: the address when it is a plain token, else quoted.
+std::string ar_value(const std::string& v) {
+  bool plain = !v.empty();
+  for (char c : v) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u > 0x7e || std::string_view("()<>,;:\\\"/[]?=").find(c) != std::string_view::npos) plain = false;
+  }
+  if (plain) return v;
+  std::string out = "\"";
+  for (char c : v) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u > 0x7e) continue;
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+class SpfPlugin : public Plugin {
+ public:
+  explicit SpfPlugin(const PluginEnv& env) : resolver_(env.services.resolver), hostname_(env.config.server.hostname) {
+    const auto& t = env.table;
+    t.allow_only({"on_fail", "on_softfail", "on_temperror", "on_permerror", "explanation"});
+    on_fail_ = parse_action(t, "on_fail", Action::reject);
+    on_softfail_ = parse_action(t, "on_softfail", Action::tag);
+    on_temperror_ = parse_action(t, "on_temperror", Action::tempfail);
+    on_permerror_ = parse_action(t, "on_permerror", Action::tag);
+    if (auto e = t.string("explanation")) {
+      if (e->empty() || e->size() > 300) t.fail("explanation", "must hold 1 to 300 characters");
+      opts_.default_explanation = *e;
+    }
+    opts_.budget = std::chrono::duration_cast<std::chrono::milliseconds>(env.config.dns.timeout) * 4;
+    if (opts_.budget < std::chrono::seconds(20)) opts_.budget = std::chrono::seconds(20);
+  }
+
+  unsigned stages() const override { return static_cast<unsigned>(Stage::mail); }
+
+  Task<Verdict> on_mail(Transaction& tx) override {
+    if (tx.conn.outbound() || !resolver_) co_return Verdict::next();
+    Request req{tx.conn.client.address, tx.sender, tx.conn.helo, hostname_};
+    Result r = co_await check(*resolver_, req, opts_);
+
+    static auto& metrics = observe::Metrics::instance();
+    metrics.counter("smtpgw_spf_results_total", "SPF results", "result=\"" + r.result + "\"").inc();
+
+    SpfFact fact;
+    fact.result = r.result;
+    fact.identity = r.identity;
+    fact.domain = r.domain;
+    fact.explanation = r.explanation;
+    tx.spf = fact;
+    tx.verdicts.emplace_back("spf", r.result);
+
+    const std::string helo = sanitize(tx.conn.helo.empty() ? std::string("unknown") : tx.conn.helo);
+    log::debug("spf", {{"session", tx.conn.id}, {"result", r.result}, {"identity", r.identity}, {"domain", r.domain},
+                       {"rounds", r.rounds}, {"queries", r.queries}, {"problem", r.problem}});
+
+    Action action = Action::tag;
+    if (r.result == "fail") action = on_fail_;
+    else if (r.result == "softfail") action = on_softfail_;
+    else if (r.result == "temperror") action = on_temperror_;
+    else if (r.result == "permerror") action = on_permerror_;
+
+    if (action == Action::reject) {
+      std::string text = r.result == "fail" && !r.explanation.empty() ? comment_text(r.explanation)
+                                                                      : "SPF " + r.result + " for " + r.domain;
+      co_return Verdict::reject(550, "5.7.23", text);
+    }
+    if (action == Action::tempfail)
+      co_return Verdict::tempfail(451, "4.7.24", "SPF " + r.result + " for " + r.domain + ", try again later");
+    if (action == Action::ignore) co_return Verdict::next();
+
+    // Received-SPF (RFC 7208 §9.1)
+    std::string comment = hostname_ + ": ";
+    const std::string who = r.identity == "helo" ? "helo " + r.domain : "domain of " + r.sender;
+    const std::string& ip = tx.conn.client.ip;
+    if (r.result == "pass") comment += who + " designates " + ip + " as permitted sender";
+    else if (r.result == "fail") comment += who + " does not designate " + ip + " as permitted sender";
+    else if (r.result == "softfail") comment += "transitioning " + who + " does not designate " + ip + " as permitted sender";
+    else if (r.result == "neutral") comment += ip + " is neither permitted nor denied by " + who;
+    else if (r.result == "none") comment += who + " does not provide an SPF record";
+    else if (r.result == "temperror") comment += "temporary error checking " + who;
+    else comment += "permanent error in the SPF record of " + who;
+    if (!r.problem.empty() && (r.result == "permerror" || r.result == "temperror")) comment += ": " + r.problem;
+    std::string v = r.result + " (" + comment_text(comment) + ")\r\n\tclient-ip=" + ip + ";";
+    v += " envelope-from=" + kv_value(r.identity == "helo" ? std::string() : tx.sender) + ";";
+    v += " helo=" + kv_value(helo) + ";";
+    v += " receiver=" + kv_value(sanitize(hostname_)) + ";";
+    v += " identity=" + r.identity + ";";
+    if (!r.problem.empty() && r.result == "permerror") v += " problem=" + kv_value(comment_text(r.problem)) + ";";
+    tx.add_header("Received-SPF", v);
+
+    // Authentication-Results part (RFC 8601 §2.7.2)
+    if (r.identity == "helo") tx.auth_results.push_back("spf=" + r.result + " smtp.helo=" + ar_value(sanitize(r.domain)));
+    else tx.auth_results.push_back("spf=" + r.result + " smtp.mailfrom=" + ar_value(tx.sender));
+    co_return Verdict::next();
+  }
+
+ private:
+  std::shared_ptr<dns::Resolver> resolver_;
+  std::string hostname_;
+  Options opts_;
+  Action on_fail_, on_softfail_, on_temperror_, on_permerror_;
+};
+
+GW_REGISTER_PLUGIN("spf", [](const PluginEnv& env) { return std::make_unique<SpfPlugin>(env); });
+
+}  // namespace
+}  // namespace gw::spf
