@@ -7,7 +7,7 @@ import time
 import pytest
 
 from gwtest import Client, free_port
-from edgetest import gateway_config, start_gateway, transaction, wait_log
+from edgetest import BioTlsClient, gateway_config, make_cert, start_gateway, transaction, wait_log
 
 V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 
@@ -131,3 +131,26 @@ def test_new_helo_gets_a_new_xclient(xclient_gw, sink):
     assert sink.connections == 2
     assert "HELO=real-client.test" in sink.messages[1].xclient
     assert "HELO=renamed.test" in sink.messages[2].xclient and "ADDR=203.0.113.10" in sink.messages[2].xclient
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_header_and_client_hello_in_one_packet_on_implicit_tls(tmp_path, sink, version):
+    """HAProxy in front of port 465 sends the PROXY header and the client's ClientHello together:
+    the bytes read past the header are the start of the TLS handshake, not lost."""
+    cert, key = make_cert(tmp_path)
+    text = gateway_config([dict(proxy_protocol=True, tls="implicit")],
+                          body='\n[tls]\ncertificate = "%s"\nprivate_key = "%s"\n' % (cert, key))
+    gw = start_gateway(tmp_path, text, [sink.port])
+    try:
+        header = v1("203.0.113.30") if version == 1 else v2("203.0.113.30", "192.0.2.1", 40000, 465)
+        c = BioTlsClient(gw.port, prefix=header, timeout=10)
+        code, lines = c.reply()
+        assert code == 220, lines
+        assert c.cmd("EHLO real-client.test")[0] == 250
+        assert transaction(c)[0] == 250
+        assert sink.wait_count(1)
+        received = sink.messages[0].header("Received")[0]
+        assert "[203.0.113.30]" in received and "ESMTPS" in received, received
+        c.close()
+    finally:
+        gw.stop()

@@ -361,3 +361,59 @@ class PostfixInstance:
                 time.sleep(0.1)
             self.master = None
         shutil.rmtree(self.spool, ignore_errors=True)
+
+
+class BioTlsClient:
+    """A TLS client over ssl.MemoryBIO, so bytes can precede the ClientHello in the very same write
+    (as HAProxy sends a PROXY header and the client's first TLS record together)."""
+
+    def __init__(self, port, prefix=b"", timeout=15):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = client_context().wrap_bio(self.inc, self.out, server_hostname="gw.test")
+        try:
+            self.obj.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        self.sock.sendall(prefix + self.out.read())  # one write: prefix + ClientHello
+        self._pump(self.obj.do_handshake)
+        self.buf = b""
+
+    def _pump(self, op):
+        while True:
+            try:
+                r = op()
+                if self.out.pending:
+                    self.sock.sendall(self.out.read())
+                return r
+            except ssl.SSLWantReadError:
+                if self.out.pending:
+                    self.sock.sendall(self.out.read())
+                data = self.sock.recv(65536)
+                if not data:
+                    raise EOFError("connection closed")
+                self.inc.write(data)
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.obj.write(data)
+        self.sock.sendall(self.out.read())
+
+    def reply(self):
+        lines = []
+        while True:
+            while b"\n" not in self.buf:
+                self.buf += self._pump(lambda: self.obj.read(65536))
+            l, _, self.buf = self.buf.partition(b"\n")
+            l = l.rstrip(b"\r").decode()
+            lines.append(l)
+            if len(l) < 4 or l[3] != "-":
+                return int(l[:3]), lines
+
+    def cmd(self, text):
+        self.send(text + "\r\n")
+        return self.reply()
+
+    def close(self):
+        self.sock.close()
