@@ -37,7 +37,7 @@ boost::asio::awaitable<bool> read_proxy_header(net::Stream& stream, net::Deadlin
       log::warn("proxy_header_invalid", {{"peer", conn.client.ip}, {"error", h.error}});
       co_return false;
     }
-    auto ec = co_await stream.fill(1024);
+    auto ec = co_await stream.fill(16 + 65535);  // a v2 header with TLVs may be that long
     if (ec) {
       log::warn("proxy_header_missing", {{"peer", conn.client.ip}, {"error", deadline.expired() ? "timeout" : ec.message()}});
       co_return false;

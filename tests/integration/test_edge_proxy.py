@@ -17,13 +17,14 @@ def v1(src, dst="192.0.2.1", sport=56324, dport=25):
     return ("PROXY %s %s %s %d %d\r\n" % (fam, src, dst, sport, dport)).encode()
 
 
-def v2(src, dst, sport, dport):
+def v2(src, dst, sport, dport, tlv=b""):
     if ":" in src:
         addr = socket.inet_pton(socket.AF_INET6, src) + socket.inet_pton(socket.AF_INET6, dst) + struct.pack("!HH", sport, dport)
         fam = 0x21
     else:
         addr = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!HH", sport, dport)
         fam = 0x11
+    addr += tlv
     return V2_SIG + bytes([0x21, fam]) + struct.pack("!H", len(addr)) + addr
 
 
@@ -154,3 +155,12 @@ def test_header_and_client_hello_in_one_packet_on_implicit_tls(tmp_path, sink, v
         c.close()
     finally:
         gw.stop()
+
+
+def test_v2_with_large_tlvs(proxy_gw, sink):
+    # PP2_TYPE_NOOP (0x04) TLVs, 3000 bytes in all: more than one read
+    tlv = b"".join(bytes([0x04]) + struct.pack("!H", 297) + b"x" * 297 for _ in range(10))
+    c = proxied(proxy_gw.port, v2("198.51.100.99", "192.0.2.1", 40002, 25, tlv=tlv))
+    assert transaction(c)[0] == 250
+    assert sink.wait_count(1)
+    assert "[198.51.100.99]" in sink.messages[0].header("Received")[0]
