@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from gwtest import Gateway, free_port
+from gwtest import Gateway
 from edgetest import (TlsClient, b64, crypt_hash, gateway_config, greet, make_cert, plain, start_gateway,
                       transaction, wait_log)
 
@@ -29,14 +29,13 @@ def auth_gw(tmp_path, sink):
     cert, key = make_cert(tmp_path)
     users = str(tmp_path / "users")
     write_users(users)
-    implicit, inbound = free_port(), free_port()
     text = gateway_config(
-        [dict(role="submission", tls="starttls"), dict(port=implicit, role="submission", tls="implicit", require_auth=True),
-         dict(port=inbound)],
+        [dict(role="submission", tls="starttls"), dict(role="submission", tls="implicit", require_auth=True),
+         dict()],
         upstream="xclient = true\n", trusted=[], relay=["example.test"],
         body='\n[tls]\ncertificate = "%s"\nprivate_key = "%s"\n\n[auth]\nusers_file = "%s"\n' % (cert, key, users))
     gw = start_gateway(tmp_path, text, [sink.port], threads=1)
-    gw.implicit, gw.inbound, gw.users = implicit, inbound, users
+    gw.implicit, gw.inbound, gw.users = gw.ports[1], gw.ports[2], users
     yield gw
     gw.stop()
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from gwtest import Client, free_port
+from gwtest import Client
 from edgetest import BioTlsClient, gateway_config, make_cert, start_gateway, transaction, wait_log
 
 V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
@@ -30,10 +30,9 @@ def v2(src, dst, sport, dport, tlv=b""):
 
 @pytest.fixture
 def proxy_gw(tmp_path, sink):
-    plain = free_port()
-    text = gateway_config([dict(proxy_protocol=True), dict(port=plain)], relay=["example.test"])
+    text = gateway_config([dict(proxy_protocol=True), dict()], relay=["example.test"])
     gw = start_gateway(tmp_path, text, [sink.port])
-    gw.plain = plain
+    gw.plain = gw.ports[1]
     yield gw
     gw.stop()
 

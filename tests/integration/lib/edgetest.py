@@ -183,8 +183,9 @@ class TlsSink(RecordingSink):
 
 
 def gateway_config(listeners, body="", upstream="", trusted=None, relay=None, head=""):
-    """A full config for Gateway(full_config=...): `listeners` is a list of dicts of listener keys
-    (address given as a port number); the first listener's port is Gateway's own {port}."""
+    """A full config for Gateway(full_config=...): `listeners` is a list of dicts of listener keys.
+    The first listener's port is Gateway's own {port}; the others get placeholders that
+    start_gateway fills with free ports (gw.ports[i] is listener i's port)."""
     text = head
     text += """
 [server]
@@ -197,7 +198,7 @@ drain_timeout = "{drain_timeout}"
 """
     for i, l in enumerate(listeners):
         text += "\n[[listener]]\n"
-        port = "{port}" if i == 0 else str(l["port"])
+        port = "{port}" if i == 0 else str(l.get("port", "@PORT%d@" % i))
         text += 'address = "127.0.0.1:%s"\n' % port
         for k, v in l.items():
             if k == "port":
@@ -228,9 +229,25 @@ level = "debug"
 
 
 def start_gateway(tmp_path, text, upstream_ports, port=None, **settings):
-    g = Gateway(tmp_path, full_config=text, upstream_ports=upstream_ports, port=port, **settings)
-    g.start()
-    return g
+    """Starts the gateway; a port taken by someone else between free_port() and bind (tests of
+    several engineers run side by side) is retried with fresh ports."""
+    import re
+    slots = sorted(set(int(n) for n in re.findall(r"@PORT(\d+)@", text)))
+    for attempt in range(4):
+        ports = {i: free_port() for i in slots}
+        t = text
+        for i, p in ports.items():
+            t = t.replace("@PORT%d@" % i, str(p))
+        g = Gateway(tmp_path, full_config=t, upstream_ports=upstream_ports, port=port, **settings)
+        try:
+            g.start()
+        except RuntimeError as e:
+            if "Address already in use" in str(e) and attempt < 3:
+                continue
+            raise
+        g.ports = dict(ports)
+        g.ports[0] = g.port
+        return g
 
 
 def wait_log(gw, needle, timeout=10.0, start=0):
