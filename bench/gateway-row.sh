@@ -8,7 +8,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 profile="$here/profiles/$1.toml"
 cfg="${BENCH_CELL_DIR:-.}/gateway-$1.toml"
 {
-  cat "$profile"
+  # ${BENCH_*} placeholders in a profile come from bench/run-anchors.sh's environment
+  envsubst '${BENCH_DNS_PORT} ${BENCH_STATE} ${BENCH_DIR} ${BENCH_KEYS} ${BENCH_ANCHOR_KEYS}' < "$profile"
   cat <<TOML
 
 [server]

@@ -15,6 +15,29 @@ chmod -R u+w "$work/bench-anchors"
 "$work/bench-anchors/setup.sh"
 NINJA_TARGETS=smtp-gateway bash "$root/scripts/build.sh"
 
+# What the plugin rows need: keys, a DNS server with the SPF record, the greylist triplet passed.
+export BENCH_ANCHOR_KEYS="$work/bench-anchors/keys"  # the key the haraka-dkim and postfix-relay-dkim rows sign with
+export BENCH_DIR="$here" BENCH_KEYS="$work/keys" BENCH_STATE="$work/state" BENCH_DNS_PORT="${BENCH_DNS_PORT:-5399}"
+mkdir -p "$BENCH_KEYS"
+[ -f "$BENCH_KEYS/bench.test.ed.key" ] || "$root/build/smtp-gateway" dkim-keygen --domain bench.test --selector ed --algorithm ed25519-sha256 --out "$BENCH_KEYS" >/dev/null
+/usr/bin/python3 "$here/dns_server.py" "$BENCH_DNS_PORT" & dns_pid=$!
+trap 'kill $dns_pid 2>/dev/null' EXIT
+if [[ " ${ROWS:-empty} " == *" inbound "* ]]; then
+  # pass the greylist triplet of smtp-source's envelope (from@bench.test -> to@bench.test) once
+  sink_port=2599 gw_port=2598
+  /usr/sbin/smtp-sink -u nobody 127.0.0.1:$sink_port 100 & warm_sink=$!
+  BENCH_LISTEN_PORT=$gw_port BENCH_UPSTREAM_PORT=$sink_port BENCH_CELL_DIR="$work" GATEWAY_LOG_LEVEL=warn \
+    "$here/gateway-row.sh" inbound & warm_gw=$!
+  sleep 1
+  for _ in 1 2; do
+    swaks --server 127.0.0.1:$gw_port --from from@bench.test --to to@bench.test >/dev/null 2>&1 || true
+    sleep 1.5
+  done
+  swaks --server 127.0.0.1:$gw_port --from from@bench.test --to to@bench.test >/dev/null 2>&1 \
+    && echo "greylist triplet passed" || echo "warning: the greylist warm-up failed"
+  kill $warm_gw $warm_sink; wait $warm_gw $warm_sink 2>/dev/null || true
+fi
+
 rows_file="$work/rows.tsv"
 : > "$rows_file"
 port=2540

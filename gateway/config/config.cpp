@@ -140,8 +140,17 @@ std::shared_ptr<const Config> load_config(const std::string& path) {
   {
     auto t = root.table("dns");
     t.allow_only({"nameservers", "timeout"});
-    for (auto& s : t.strings("nameservers").value_or(std::vector<std::string>{})) cfg->dns.nameservers.push_back(endpoint(t, "nameservers", s));
-    if (auto v = t.duration("timeout")) cfg->dns.timeout = *v;
+    for (auto& s : t.strings("nameservers").value_or(std::vector<std::string>{})) {
+      auto e = endpoint(t, "nameservers", s);
+      boost::system::error_code ec;
+      boost::asio::ip::make_address(e.host, ec);
+      if (ec) t.fail("nameservers", "a nameserver is an IP address and port, like \"192.0.2.53:53\" (got \"" + s + "\")");
+      cfg->dns.nameservers.push_back(e);
+    }
+    if (auto v = t.duration("timeout")) {
+      if (v->count() <= 0) t.fail("timeout", "must be more than 0");
+      cfg->dns.timeout = *v;
+    }
   }
   {
     auto t = root.table("trusted");

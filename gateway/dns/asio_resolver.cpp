@@ -21,6 +21,7 @@
 
 #include "gateway/dns/wire.hpp"
 #include "gateway/observe/log.hpp"
+#include "gateway/observe/metrics.hpp"
 
 namespace gw::dns {
 namespace asio = boost::asio;
@@ -32,6 +33,11 @@ using tcp = asio::ip::tcp;
 namespace {
 
 constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
+
+observe::Counter& lookups(const char* source) {
+  return observe::Metrics::instance().counter("smtpgw_dns_lookups_total",
+                                              "DNS lookups by where the answer came from", std::string("source=\"") + source + "\"");
+}
 
 std::uint16_t random_id() {
   thread_local std::mt19937 rng{std::random_device{}()};
@@ -74,6 +80,21 @@ asio::awaitable<std::optional<Parsed>> over_tcp(const udp::endpoint& server, con
 }  // namespace
 
 AsioResolver::AsioResolver(ResolverOptions opts) : opts_(std::move(opts)) {}
+
+// Waiters still parked at destruction belong to io_contexts that are going away (process exit):
+// their handlers own suspended coroutines whose sockets may already be gone, so they are
+// deliberately never destroyed.
+AsioResolver::~AsioResolver() {
+  for (auto& [key, flight] : inflight_) new std::vector<std::function<void(const Answer&)>>(std::move(flight.waiters));
+}
+
+void AsioResolver::abandon(const std::string& key) {
+  std::lock_guard lk(mu_);
+  auto it = inflight_.find(key);
+  if (it == inflight_.end()) return;
+  new std::vector<std::function<void(const Answer&)>>(std::move(it->second.waiters));  // see ~AsioResolver
+  inflight_.erase(it);
+}
 
 ResolverStats AsioResolver::stats() const {
   std::lock_guard lk(mu_);
@@ -135,9 +156,9 @@ asio::awaitable<Answer> AsioResolver::query(std::string raw_name, Type type) {
   if (!name) co_return Answer{Status::permerror, {}, 0};
   const std::string key = std::to_string(static_cast<unsigned>(type)) + ":" + *name;
 
-  bool leader = false;
+  bool leader = false, joined = false;
   std::optional<Answer> early = co_await asio::async_initiate<decltype(asio::use_awaitable), void(std::optional<Answer>)>(
-      [this, &key, &leader](auto handler) {
+      [this, &key, &leader, &joined](auto handler) {
         auto ex = asio::get_associated_executor(handler);
         auto h = std::make_shared<decltype(handler)>(std::move(handler));
         std::lock_guard lk(mu_);
@@ -151,6 +172,7 @@ asio::awaitable<Answer> AsioResolver::query(std::string raw_name, Type type) {
         auto it = inflight_.find(key);
         if (it != inflight_.end()) {
           ++stats_.joined;
+          joined = true;
           it->second.waiters.push_back([h, ex](const Answer& a) {
             asio::post(ex, [h, a]() mutable { (*h)(std::optional<Answer>(std::move(a))); });
           });
@@ -162,17 +184,23 @@ asio::awaitable<Answer> AsioResolver::query(std::string raw_name, Type type) {
         asio::post(ex, [h]() mutable { (*h)(std::optional<Answer>()); });
       },
       asio::use_awaitable);
+  static auto& from_cache = lookups("cache");
+  static auto& from_flight = lookups("joined");
+  static auto& from_network = lookups("network");
+  (joined ? from_flight : leader ? from_network : from_cache).inc();
   if (early) co_return std::move(*early);
 
-  // This coroutine owns the lookup: whatever happens to it, the waiters get an answer.
+  // This coroutine owns the lookup. It ends by finish(); a coroutine destroyed before that (its
+  // io_context is being destroyed at exit) abandons the flight instead of resuming waiters that may
+  // live on contexts already gone. The shared_ptr keeps the resolver alive as long as the frame.
   struct Guard {
-    AsioResolver* self;
+    std::shared_ptr<AsioResolver> self;
     const std::string& key;
     bool done = false;
     ~Guard() {
-      if (!done) self->finish(key, Answer{Status::temperror, {}, 0}, false);
+      if (!done) self->abandon(key);
     }
-  } guard{this, key};
+  } guard{shared_from_this(), key};
   Outcome out;
   try {
     out = co_await lookup(*name, type);
@@ -256,6 +284,9 @@ asio::awaitable<AsioResolver::Outcome> AsioResolver::lookup(const std::string& n
     std::lock_guard lk(mu_);
     ++stats_.timeouts;
   }
+  static auto& failed = observe::Metrics::instance().counter("smtpgw_dns_temperrors_total",
+                                                             "DNS lookups that ended in a temporary error");
+  failed.inc();
   co_return Outcome{Answer{Status::temperror, {}, 0}, false};
 }
 

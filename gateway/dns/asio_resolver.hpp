@@ -40,6 +40,7 @@ struct ResolverStats {
 class AsioResolver : public Resolver, public std::enable_shared_from_this<AsioResolver> {
  public:
   explicit AsioResolver(ResolverOptions opts);
+  ~AsioResolver() override;
   boost::asio::awaitable<Answer> query(std::string name, Type type) override;
   ResolverStats stats() const;
   void clear_cache();
@@ -60,6 +61,7 @@ class AsioResolver : public Resolver, public std::enable_shared_from_this<AsioRe
   bool cached(const std::string& key, Answer& out);  // mu_ held
   void store(const std::string& key, const Answer& a, bool has_soa);
   void finish(const std::string& key, const Answer& a, bool has_soa);
+  void abandon(const std::string& key);
 
   ResolverOptions opts_;
   mutable std::mutex mu_;

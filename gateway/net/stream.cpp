@@ -4,6 +4,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
 namespace gw::net {
@@ -58,6 +59,22 @@ asio::awaitable<error_code> Stream::fill(std::size_t max_buffer) {
   end_ += n;
   if (n > 0) co_return error_code{};
   co_return ec ? ec : asio::error::eof;
+}
+
+asio::awaitable<error_code> Stream::fill_exact(std::size_t n) {
+  if (start_ > 0) {
+    std::memmove(buf_.data(), buf_.data() + start_, end_ - start_);
+    end_ -= start_;
+    start_ = 0;
+  }
+  if (buf_.size() < end_ + n) buf_.resize(end_ + n);
+  auto space = asio::buffer(buf_.data() + end_, n);
+  std::size_t got = 0;
+  error_code ec;
+  if (tls_) std::tie(ec, got) = co_await asio::async_read(*tls_, space, use_tuple);
+  else std::tie(ec, got) = co_await asio::async_read(socket_, space, use_tuple);
+  end_ += got;
+  co_return ec;
 }
 
 bool Stream::take_line(std::string_view& line, std::size_t max, bool& too_long) {

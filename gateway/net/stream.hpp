@@ -33,6 +33,8 @@ class Stream {
   // Reads more bytes into the input buffer (at most `max_buffer` buffered in all).
   // Returns the error; eof is asio::error::eof.
   asio::awaitable<error_code> fill(std::size_t max_buffer);
+  // Reads exactly n more bytes into the buffer (never more: what follows is not ours to take).
+  asio::awaitable<error_code> fill_exact(std::size_t n);
   // Buffered, unconsumed input.
   std::string_view pending() const { return {buf_.data() + start_, end_ - start_}; }
   void consume(std::size_t n);

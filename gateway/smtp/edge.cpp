@@ -1,5 +1,7 @@
 #include "gateway/smtp/edge.hpp"
 
+#include <cctype>
+
 #include "gateway/dns/wire.hpp"
 #include "gateway/observe/log.hpp"
 #include "gateway/observe/metrics.hpp"
@@ -37,7 +39,9 @@ boost::asio::awaitable<bool> read_proxy_header(net::Stream& stream, net::Deadlin
       log::warn("proxy_header_invalid", {{"peer", conn.client.ip}, {"error", h.error}});
       co_return false;
     }
-    auto ec = co_await stream.fill(16 + 65535);  // a v2 header with TLVs may be that long
+    // Never read past the header: on an implicit-TLS listener the ClientHello follows at once, and
+    // it belongs to OpenSSL, not to our buffer.
+    auto ec = co_await stream.fill_exact(proxy_bytes_wanted(stream.pending()));
     if (ec) {
       log::warn("proxy_header_missing", {{"peer", conn.client.ip}, {"error", deadline.expired() ? "timeout" : ec.message()}});
       co_return false;
@@ -52,8 +56,19 @@ boost::asio::awaitable<void> lookup_rdns(ServerState& server, Connection& conn) 
   const auto& a = conn.client.address;
   if (a.is_loopback() || (a.is_v4() && (a.to_v4().to_uint() >> 24) == 127) || a.is_unspecified()) co_return;
   auto ans = co_await server.resolver->query(dns::reverse_name(a), dns::Type::PTR);
-  if (ans.status == dns::Status::ok && !ans.records.empty()) conn.client.rdns = ans.records.front();
-  else if (ans.status == dns::Status::temperror) conn.client.rdns_tempfail = true;
+  if (ans.status == dns::Status::temperror) conn.client.rdns_tempfail = true;
+  if (ans.status != dns::Status::ok) co_return;
+  // A PTR label may hold any octet; only a host name (letters, digits, '-', '_', '.') goes on into
+  // Received, XCLIENT NAME, logs and Lua.
+  for (auto& name : ans.records) {
+    bool host = !name.empty() && name.size() <= 253;
+    for (char c : name)
+      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) host = false;
+    if (host) {
+      conn.client.rdns = name;
+      break;
+    }
+  }
 }
 
 }  // namespace

@@ -106,6 +106,19 @@ ProxyHeader parse_v2(std::string_view data) {
 
 }  // namespace
 
+std::size_t proxy_bytes_wanted(std::string_view data) {
+  constexpr std::size_t v2_fixed = sizeof kV2Signature + 4;
+  const std::size_t sig = std::min(data.size(), sizeof kV2Signature);
+  if (data.size() >= 8 && std::memcmp(data.data(), kV2Signature, sig) == 0) {
+    if (data.size() < v2_fixed) return v2_fixed - data.size();
+    const std::size_t len = (static_cast<std::size_t>(static_cast<std::uint8_t>(data[14])) << 8) |
+                            static_cast<std::uint8_t>(data[15]);
+    return v2_fixed + len > data.size() ? v2_fixed + len - data.size() : 1;
+  }
+  if (data.size() < 8) return 8 - data.size();  // "PROXY T" or the v2 signature's first 8 bytes
+  return 1;                                     // v1: up to its CRLF, a byte at a time (<= 107)
+}
+
 ProxyHeader parse_proxy_header(std::string_view data) {
   const std::size_t sig = std::min(data.size(), sizeof kV2Signature);
   if (sig > 0 && std::memcmp(data.data(), kV2Signature, sig) == 0) {

@@ -20,5 +20,7 @@ struct ProxyHeader {
 };
 
 ProxyHeader parse_proxy_header(std::string_view data);
+// For an incomplete header: how many more bytes can be read without reading past its end (>= 1).
+std::size_t proxy_bytes_wanted(std::string_view data);
 
 }  // namespace gw::smtp

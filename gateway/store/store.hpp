@@ -5,10 +5,13 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
 #include <boost/asio/awaitable.hpp>
+
+namespace gw::config { struct StoreConfig; }
 
 namespace gw::store {
 
@@ -17,6 +20,12 @@ struct Result {
   bool ok = false;
   std::string error;  // why not ok
   T value{};
+};
+
+// The answer of Store::rate().
+struct RateDecision {
+  bool allowed = false;
+  std::chrono::milliseconds retry_after{0};  // when !allowed: how long until one event would fit
 };
 
 class Store {
@@ -31,6 +40,23 @@ class Store {
   virtual boost::asio::awaitable<Result<bool>> set(std::string key, std::string value, Ttl ttl) = 0;
   // Stores only when the key is absent; value = true when it stored.
   virtual boost::asio::awaitable<Result<bool>> set_if_absent(std::string key, std::string value, Ttl ttl) = 0;
+
+  // Rate limiting, atomic in the backend: GCRA (the "virtual scheduling" form of a token bucket) with
+  // room for `limit` events per `period` and bursts of up to `limit`. `cost` events happen now when
+  // they fit (allowed = true, the state is updated); otherwise nothing is counted and retry_after says
+  // when they would fit. The key holds the theoretical arrival time (microseconds since the epoch) and
+  // expires by itself once the bucket is full again. The base implementation is a fixed window made of
+  // incr() for backends without a native one.
+  virtual boost::asio::awaitable<Result<RateDecision>> rate(std::string key, std::int64_t limit, Ttl period,
+                                                            std::int64_t cost = 1);
+
+  // "embedded" or "redis", for logs.
+  virtual const char* backend() const { return "custom"; }
 };
+
+// Builds the configured backend. The embedded store opens (and creates) store.path now; the Redis
+// store connects lazily, one connection per io_context that uses it. Throws std::runtime_error when
+// the embedded store cannot be opened.
+std::shared_ptr<Store> make_store(const config::StoreConfig& cfg);
 
 }  // namespace gw::store

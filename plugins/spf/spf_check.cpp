@@ -5,8 +5,16 @@
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <set>
 #include <utility>
 #include <vector>
@@ -19,6 +27,7 @@ extern "C" {
 
 #include "gateway/dns/wire.hpp"
 #include "gateway/observe/log.hpp"
+#include "plugins/spf/spf_record.hpp"
 
 namespace gw::spf {
 namespace {
@@ -85,6 +94,19 @@ struct CheckState {
   std::set<std::string> sub_targets;  // names an MX/PTR answer just listed: their A lookups are not terms
   std::optional<std::string> top;     // result decided at the top-level record fetch
   std::string top_problem;
+  // macro context (domain set per record), names handed to libspf2 for expanded domain-specs that
+  // are not plain host names, and the names whose addresses stand in for a /0 prefix
+  MacroContext ctx;
+  std::map<std::string, std::string> alias;  // alias -> expanded name
+  std::set<std::string> zero_a, zero_mx;     // libspf2-visible names
+  std::set<std::string> zero_targets;        // MX targets of a zero_mx name
+  // the records of the redirect chain from the top (the last one gives exp=)
+  struct Link {
+    std::string domain;
+    Record record;
+    std::string next;  // expanded redirect target, normalised; "" when none
+  };
+  std::vector<Link> chain;
 
   void new_run() {
     get_spf_calls = terms = voids = 0;
@@ -93,6 +115,41 @@ struct CheckState {
     sub_targets.clear();
     top.reset();
     top_problem.clear();
+    zero_a.clear();
+    zero_mx.clear();
+    zero_targets.clear();
+    chain.clear();
+  }
+  // %{p} (RFC 7208 §7.3): a PTR name of the client whose addresses include it, one in the current
+  // domain preferred, else "unknown". Answers not yet fetched are noted as missing.
+  boost::asio::ip::address ip;
+  std::string validated_p() {
+    const dns::Answer* ptr = find(dns::reverse_name(ip), dns::Type::PTR);
+    if (!ptr || ptr->status != dns::Status::ok) return "unknown";
+    std::string best;
+    std::size_t k = 0;
+    for (auto& rec : ptr->records) {
+      if (k++ >= kMaxNamesPerAnswer) break;
+      auto n = dns::normalize_name(rec);
+      if (!n) continue;
+      const dns::Answer* a = find(*n, addr_type);
+      if (!a || a->status != dns::Status::ok) continue;
+      if (std::find(a->records.begin(), a->records.end(), ctx.ip) == a->records.end()) continue;
+      const std::string d = ctx.domain;
+      if (*n == d || (n->size() > d.size() && n->compare(n->size() - d.size() - 1, d.size() + 1, "." + d) == 0)) return *n;
+      if (best.empty()) best = *n;
+    }
+    return best.empty() ? "unknown" : best;
+  }
+  static bool uses_p(std::string_view s) {
+    for (std::size_t i = 0; i + 2 < s.size(); ++i)
+      if (s[i] == '%' && s[i + 1] == '{' && (s[i + 2] == 'p' || s[i + 2] == 'P')) return true;
+    return false;
+  }
+  // the name libspf2 gave back to us -> the name to query
+  std::string real(const std::string& seen) const {
+    auto it = alias.find(seen);
+    return it == alias.end() ? seen : it->second;
   }
   const dns::Answer* find(const std::string& name, dns::Type t) {
     auto k = key_of(name, t);
@@ -124,16 +181,22 @@ SPF_dns_rr_t* make_rr(SPF_dns_server_t* server, const char* domain, ns_type type
 SPF_dns_rr_t* layer_lookup(SPF_dns_server_t* server, const char* domain, ns_type rr_type, int should_cache) {
   CheckState* st = g_state;
   auto type = to_type(rr_type);
-  auto name = dns::normalize_name(domain ? domain : "");
-  if (!st || !type || !name) return make_rr(server, domain ? domain : "", rr_type, HOST_NOT_FOUND);
+  auto seen = dns::normalize_name(domain ? domain : "");
+  if (!st || !type || !seen) return make_rr(server, domain ? domain : "", rr_type, HOST_NOT_FOUND);
+  auto name = dns::normalize_name(st->real(*seen));
+  if (!name) return make_rr(server, domain, rr_type, HOST_NOT_FOUND);
+  const bool zero = (*type == dns::Type::A || *type == dns::Type::AAAA) &&
+                    (st->zero_a.count(*seen) || st->zero_targets.count(*seen));
 
   const bool address = *type == dns::Type::A || *type == dns::Type::AAAA;
-  const bool sub = address && should_cache && st->sub_targets.count(*name);
+  const bool sub = address && should_cache && st->sub_targets.count(*seen);
   const bool term = (address && !sub) || *type == dns::Type::MX || *type == dns::Type::PTR;
   if (term) {
     st->sub_targets.clear();
+    st->zero_targets.clear();
     st->count_term();
   }
+  const bool zero_mx = *type == dns::Type::MX && st->zero_mx.count(*seen);
   const dns::Answer* a = st->find(*name, *type);
   if (!a) return make_rr(server, domain, rr_type, TRY_AGAIN);
 
@@ -156,7 +219,8 @@ SPF_dns_rr_t* layer_lookup(SPF_dns_server_t* server, const char* domain, ns_type
   if (*type == dns::Type::PTR) limit = std::min(limit, kMaxNamesPerAnswer);  // RFC 7208 §5.5: first 10 only
   int n = 0;
   for (std::size_t i = 0; i < limit; ++i) {
-    const std::string& rec = a->records[i];
+    std::string rec = a->records[i];
+    if (zero) rec = st->ctx.ip;  // a /0 prefix: every address matches, the client's own included
     switch (*type) {
       case dns::Type::A: {
         in_addr v4;
@@ -182,18 +246,14 @@ SPF_dns_rr_t* layer_lookup(SPF_dns_server_t* server, const char* domain, ns_type
           auto sp = rec.find(' ');
           value = sp == std::string::npos ? rec : rec.substr(sp + 1);
         }
-        if (*type == dns::Type::TXT) {  // only exp= texts come here
-          if (unsafe_for_compile(value, kMaxExplanation)) continue;
-          // libspf2 1.2.10 compiles an explanation like a domain-spec and mangles its spaces:
-          // hand it the macro escape for a space instead.
-          std::string escaped;
-          for (char c : value) {
-            if (c == ' ') escaped += "%_";
-            else escaped += c;
+        // TXT: only libspf2's own explanation path comes here, and exp= never reaches libspf2
+        if (*type == dns::Type::TXT && unsafe_for_compile(value, kMaxExplanation)) continue;
+        if (*type != dns::Type::TXT) {
+          if (auto v = dns::normalize_name(value)) {
+            st->sub_targets.insert(*v);
+            if (zero_mx) st->zero_targets.insert(*v);
           }
-          value = std::move(escaped);
         }
-        if (*type != dns::Type::TXT) st->sub_targets.insert(value);
         if (SPF_dns_rr_buf_realloc(rr, n, value.size() + 1) != SPF_E_SUCCESS) break;
         std::memcpy(rr->rr[n]->txt, value.c_str(), value.size() + 1);
         ++n;
@@ -226,7 +286,8 @@ SPF_errcode_t layer_get_spf(SPF_server_t* server, SPF_request_t* request, SPF_re
     st->sub_targets.clear();
     st->count_term();  // include / redirect
   }
-  auto name = dns::normalize_name(request->cur_dom ? request->cur_dom : "");
+  auto seen = dns::normalize_name(request->cur_dom ? request->cur_dom : "");
+  auto name = seen ? dns::normalize_name(st->real(*seen)) : std::nullopt;
   if (!name) {
     decide_top("none", "not a domain name");
     return SPF_response_add_error(response, SPF_E_NOT_SPF, "Invalid domain name");
@@ -261,11 +322,48 @@ SPF_errcode_t layer_get_spf(SPF_server_t* server, SPF_request_t* request, SPF_re
     decide_top("permerror", "more than one SPF record");
     return SPF_response_add_error(response, SPF_E_MULTIPLE_RECORDS, "Multiple SPF records");
   }
-  if (unsafe_for_compile(*found, kMaxRecord)) {
-    decide_top("permerror", "SPF record refused: too long, non-ASCII or too many macros");
+  if (found->size() > kMaxRecord) {
+    decide_top("permerror", "SPF record longer than 2048 octets");
     return SPF_response_add_error(response, SPF_E_SYNTAX, "Record refused");
   }
-  SPF_errcode_t err = SPF_record_compile(server, response, out, found->c_str());
+  std::string error;
+  auto record = parse_record(*found, error);
+  if (!record) {
+    decide_top("permerror", "SPF record syntax: " + error);
+    return SPF_response_add_error(response, SPF_E_SYNTAX, "Record syntax");
+  }
+  // Expand the macros here; libspf2 gets plain names (an alias for anything else).
+  st->ctx.domain = *name;
+  if (CheckState::uses_p(*found)) st->ctx.p = st->validated_p();
+  auto name_for = [st](const std::string& spec) -> std::string {
+    auto e = expand(spec, st->ctx, false, true);
+    std::string v = e ? *e : std::string();
+    if (auto n = dns::normalize_name(v)) {
+      bool plain = true;
+      for (char c : *n)
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) plain = false;
+      if (plain && n->find('.') != std::string::npos) return *n;
+    }
+    std::string a = "a" + std::to_string(st->alias.size()) + ".alias.spf.invalid";
+    st->alias[a] = v;
+    return a;
+  };
+  std::vector<ZeroCidr> zeros;
+  const std::string text = libspf2_record(*record, st->addr_type == dns::Type::A, name_for, zeros);
+  for (auto& z : zeros) (z.mechanism == "a" ? st->zero_a : st->zero_mx).insert(z.domain.empty() ? *seen : z.domain);
+  // the redirect chain, for exp= (RFC 7208 §6.2: the record that gave the result)
+  std::string next;
+  if (record->redirect && !record->has_all) {
+    if (auto e = expand(*record->redirect, st->ctx, false, true))
+      if (auto n = dns::normalize_name(*e)) next = *n;
+  }
+  if (top || (!st->chain.empty() && st->chain.back().next == *name))
+    st->chain.push_back({*name, std::move(*record), next});
+  if (unsafe_for_compile(text, kMaxRecord)) {
+    decide_top("permerror", "SPF record refused: too long or a term too long");
+    return SPF_response_add_error(response, SPF_E_SYNTAX, "Record refused");
+  }
+  SPF_errcode_t err = SPF_record_compile(server, response, out, text.c_str());
   if (err != SPF_E_SUCCESS) {
     if (*out) {
       SPF_record_free(*out);
@@ -285,12 +383,11 @@ struct ThreadServer {
   SPF_dns_server_t layer{};
   SPF_server_t* server = nullptr;
   std::string receiver;
-  std::string explanation;
   ~ThreadServer() {
     if (server) SPF_server_free(server);
   }
-  SPF_server_t* get(const std::string& rec, const std::string& exp) {
-    if (server && rec == receiver && exp == explanation) return server;
+  SPF_server_t* get(const std::string& rec) {
+    if (server && rec == receiver) return server;
     if (server) SPF_server_free(server);
     layer = SPF_dns_server_t{};
     layer.destroy = nullptr;  // not owned by the SPF_server_t
@@ -300,18 +397,15 @@ struct ThreadServer {
     server = SPF_server_new_dns(&layer, 0);
     if (!server) return nullptr;
     SPF_server_set_rec_dom(server, rec.c_str());
+    // libspf2 computes an explanation for every result; ours is built in check(), so give it
+    // a constant without macros
     SPF_response_t* errs = nullptr;
-    if (SPF_server_set_explanation(server, exp.c_str(), &errs) != SPF_E_SUCCESS) {
-      SPF_response_t* e2 = nullptr;
-      SPF_server_set_explanation(server, "%{i} is not allowed to send mail for %{d}", &e2);
-      if (e2) SPF_response_free(e2);
-    }
+    SPF_server_set_explanation(server, "-", &errs);
     if (errs) SPF_response_free(errs);
     SPF_server_set_max_dns_mech(server, kMaxTerms);
     SPF_server_set_max_dns_mx(server, static_cast<int>(kMaxNamesPerAnswer));
     SPF_server_set_max_dns_ptr(server, static_cast<int>(kMaxNamesPerAnswer));
     receiver = rec;
-    explanation = exp;
     return server;
   }
 };
@@ -331,7 +425,6 @@ std::string word(SPF_result_t r) {
 
 struct RunOutcome {
   std::string result;
-  std::string explanation;
   std::string problem;
 };
 
@@ -340,7 +433,7 @@ RunOutcome run_once(SPF_server_t* server, CheckState& st, const Request& req) {
   RunOutcome out;
   st.new_run();
   SPF_request_t* r = SPF_request_new(server);
-  if (!r) return {"temperror", "", "out of memory"};
+  if (!r) return {"temperror", "out of memory"};
   if (req.ip.is_v4()) {
     auto b = req.ip.to_v4().to_bytes();
     in_addr a;
@@ -363,10 +456,6 @@ RunOutcome run_once(SPF_server_t* server, CheckState& st, const Request& req) {
     out.problem = st.top_problem;
   } else if (resp) {
     out.result = word(SPF_response_result(resp));
-    if (out.result == "fail") {
-      const char* e = SPF_response_get_explanation(resp);
-      if (e) out.explanation = e;
-    }
     if (out.result == "permerror" || out.result == "temperror") out.problem = SPF_strerror(SPF_response_errcode(resp));
   } else {
     out.result = "temperror";
@@ -374,7 +463,6 @@ RunOutcome run_once(SPF_server_t* server, CheckState& st, const Request& req) {
   if (st.limit_exceeded && out.result != "temperror") {
     out.result = "permerror";
     out.problem = st.limit_problem;
-    out.explanation.clear();
   }
   if (resp) SPF_response_free(resp);
   SPF_request_free(r);
@@ -386,6 +474,39 @@ bool valid_domain(const std::string& d) {
   if (!n) return false;
   // RFC 7208 §4.3: a domain with a single label or not a valid name is "none"
   return n->find('.') != std::string::npos;
+}
+
+struct Gather {
+  std::vector<dns::Answer> out;
+  std::size_t left = 0;
+  std::unique_ptr<boost::asio::steady_timer> done;
+};
+
+boost::asio::awaitable<void> gather_one(dns::Resolver& resolver, std::shared_ptr<Gather> g, std::size_t i, std::string name,
+                                        dns::Type type) {
+  g->out[i] = co_await resolver.query(std::move(name), type);
+  if (--g->left == 0) g->done->cancel();
+}
+
+// Runs the queries concurrently on this executor and waits for all of them.
+boost::asio::awaitable<std::vector<dns::Answer>> query_all(dns::Resolver& resolver,
+                                                          const std::vector<std::pair<std::string, dns::Type>>& qs) {
+  namespace asio = boost::asio;
+  std::vector<dns::Answer> single;
+  if (qs.size() == 1) {
+    single.push_back(co_await resolver.query(qs[0].first, qs[0].second));
+    co_return single;
+  }
+  auto ex = co_await asio::this_coro::executor;
+  auto g = std::make_shared<Gather>();
+  g->out.resize(qs.size());
+  g->left = qs.size();
+  g->done = std::make_unique<asio::steady_timer>(ex, asio::steady_timer::time_point::max());
+  for (std::size_t i = 0; i < qs.size(); ++i)
+    asio::co_spawn(ex, gather_one(resolver, g, i, qs[i].first, qs[i].second), asio::detached);
+  // the session's executor is one thread: nothing runs between this check and the wait
+  if (g->left > 0) co_await g->done->async_wait(asio::as_tuple(asio::use_awaitable));
+  co_return std::move(g->out);
 }
 
 }  // namespace
@@ -435,7 +556,7 @@ boost::asio::awaitable<Result> check(dns::Resolver& resolver, const Request& req
     co_return res;
   }
 
-  SPF_server_t* server = thread_server.get(req.receiver, opts.default_explanation);
+  SPF_server_t* server = thread_server.get(req.receiver);
   if (!server) {
     res.result = "temperror";
     res.problem = "libspf2 setup failed";
@@ -443,6 +564,16 @@ boost::asio::awaitable<Result> check(dns::Resolver& resolver, const Request& req
   }
   CheckState st;
   st.addr_type = req.ip.is_v4() ? dns::Type::A : dns::Type::AAAA;
+  st.ctx.sender = res.sender;
+  st.ctx.local = res.sender.substr(0, res.sender.rfind('@'));
+  st.ctx.sender_domain = res.domain;
+  st.ctx.domain = res.domain;
+  st.ctx.ip = req.ip.to_string();
+  st.ip = req.ip;
+  st.ctx.v4 = req.ip.is_v4();
+  st.ctx.helo = req.helo;
+  st.ctx.receiver = req.receiver;
+  st.ctx.timestamp = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   const auto deadline = std::chrono::steady_clock::now() + opts.budget;
   RunOutcome out;
   for (;;) {
@@ -452,37 +583,77 @@ boost::asio::awaitable<Result> check(dns::Resolver& resolver, const Request& req
     out = run_once(server, st, req);
     if (st.missing.empty()) break;
     if (res.rounds >= opts.max_rounds || std::chrono::steady_clock::now() >= deadline) {
-      out = {"temperror", "", "SPF evaluation needed too many DNS rounds or too long"};
+      out = {"temperror", "SPF evaluation needed too many DNS rounds or too long"};
       break;
     }
     auto todo = std::move(st.missing);
     st.missing.clear();
-    for (auto& [name, type] : todo) {
-      auto a = co_await resolver.query(name, type);
-      ++res.queries;
-      // An MX or PTR answer: fetch the addresses libspf2 will ask for next, in this same round.
-      if (a.status == dns::Status::ok && (type == dns::Type::MX || type == dns::Type::PTR)) {
-        std::size_t k = 0;
-        for (auto& rec : a.records) {
-          if (k++ >= kMaxNamesPerAnswer) break;
-          std::string target = rec;
-          if (type == dns::Type::MX) {
-            auto sp = rec.find(' ');
-            target = sp == std::string::npos ? rec : rec.substr(sp + 1);
-          }
-          auto n = dns::normalize_name(target);
-          if (!n || st.answers.count(key_of(*n, st.addr_type))) continue;
-          auto b = co_await resolver.query(*n, st.addr_type);
-          ++res.queries;
-          st.answers[key_of(*n, st.addr_type)] = std::move(b);
+    auto answers = co_await query_all(resolver, todo);
+    res.queries += static_cast<int>(todo.size());
+    // An MX or PTR answer: fetch the addresses libspf2 will ask for next, in this same round.
+    std::vector<std::pair<std::string, dns::Type>> targets;
+    for (std::size_t i = 0; i < todo.size(); ++i) {
+      const auto type = todo[i].second;
+      const auto& a = answers[i];
+      if (a.status != dns::Status::ok || (type != dns::Type::MX && type != dns::Type::PTR)) continue;
+      std::size_t k = 0;
+      for (auto& rec : a.records) {
+        if (k++ >= kMaxNamesPerAnswer) break;
+        std::string target = rec;
+        if (type == dns::Type::MX) {
+          auto sp = rec.find(' ');
+          target = sp == std::string::npos ? rec : rec.substr(sp + 1);
         }
+        auto n = dns::normalize_name(target);
+        if (!n || st.answers.count(key_of(*n, st.addr_type))) continue;
+        if (std::find(targets.begin(), targets.end(), std::make_pair(*n, st.addr_type)) == targets.end())
+          targets.emplace_back(*n, st.addr_type);
       }
-      st.answers[key_of(name, type)] = std::move(a);
+    }
+    for (std::size_t i = 0; i < todo.size(); ++i) st.answers[key_of(todo[i].first, todo[i].second)] = std::move(answers[i]);
+    if (!targets.empty()) {
+      auto b = co_await query_all(resolver, targets);
+      res.queries += static_cast<int>(targets.size());
+      for (std::size_t i = 0; i < targets.size(); ++i) st.answers[key_of(targets[i].first, targets[i].second)] = std::move(b[i]);
     }
   }
   res.result = out.result;
-  res.explanation = out.explanation;
   res.problem = out.problem;
+  if (res.result == "fail") {
+    // RFC 7208 §6.2: the exp= of the record that gave the result, else our default text
+    MacroContext ctx = st.ctx;
+    const Record* rec = nullptr;
+    if (!st.chain.empty()) {
+      ctx.domain = st.chain.back().domain;
+      rec = &st.chain.back().record;
+    }
+    if (rec && rec->exp) {
+      auto target = expand(*rec->exp, ctx, false, true);
+      auto n = target ? dns::normalize_name(*target) : std::nullopt;
+      if (n) {
+        auto a = co_await resolver.query(*n, dns::Type::TXT);
+        ++res.queries;
+        if (a.status == dns::Status::ok && a.records.size() == 1 && a.records[0].size() <= kMaxExplanation) {
+          if (CheckState::uses_p(a.records[0])) {
+            st.ctx.domain = ctx.domain;
+            for (int i = 0; i < 3; ++i) {  // PTR, then the addresses of its names
+              st.missing.clear();
+              st.missing_keys.clear();
+              ctx.p = st.validated_p();
+              if (st.missing.empty()) break;
+              for (auto& [mname, mtype] : std::vector(st.missing)) {
+                st.answers[key_of(mname, mtype)] = co_await resolver.query(mname, mtype);
+                ++res.queries;
+              }
+            }
+          }
+          if (auto text = expand(a.records[0], ctx, true, false)) res.explanation = *text;
+        }
+      }
+    }
+    if (res.explanation.empty())
+      if (auto text = expand(opts.default_explanation, ctx, true, false)) res.explanation = *text;
+  }
   co_return res;
 }
 

@@ -54,6 +54,18 @@ std::string comment_text(std::string_view s) {
   return out;
 }
 
+// A reply's text: printable ASCII, bounded.
+std::string reply_text(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u > 0x7e) continue;
+    out += c;
+    if (out.size() >= 400) break;
+  }
+  return out;
+}
+
 // An RFC 8601 property value: the address when it is a plain token, else quoted.
 std::string ar_value(const std::string& v) {
   bool plain = !v.empty();
@@ -108,8 +120,9 @@ class SpfPlugin : public Plugin {
     tx.verdicts.emplace_back("spf", r.result);
 
     const std::string helo = sanitize(tx.conn.helo.empty() ? std::string("unknown") : tx.conn.helo);
-    log::debug("spf", {{"session", tx.conn.id}, {"result", r.result}, {"identity", r.identity}, {"domain", r.domain},
-                       {"rounds", r.rounds}, {"queries", r.queries}, {"problem", r.problem}});
+    if (log::enabled(log::Level::debug))
+      log::debug("spf", {{"session", tx.conn.id}, {"result", r.result}, {"identity", r.identity}, {"domain", r.domain},
+                         {"rounds", r.rounds}, {"queries", r.queries}, {"problem", r.problem}});
 
     Action action = Action::tag;
     if (r.result == "fail") action = on_fail_;
@@ -118,7 +131,7 @@ class SpfPlugin : public Plugin {
     else if (r.result == "permerror") action = on_permerror_;
 
     if (action == Action::reject) {
-      std::string text = r.result == "fail" && !r.explanation.empty() ? comment_text(r.explanation)
+      std::string text = r.result == "fail" && !r.explanation.empty() ? reply_text(r.explanation)
                                                                       : "SPF " + r.result + " for " + r.domain;
       co_return Verdict::reject(550, "5.7.23", text);
     }

@@ -145,6 +145,10 @@ def test_data_timeout(sink, gateway_factory):
 
 def test_max_connections(sink, gateway_factory):
     gw = gateway_factory(None, upstream_ports=[sink.port], max_connections=2)
+    for _ in range(50):  # the start-up probe's connection must be gone first
+        if gw.metric("smtpgw_connections_open") == 0:
+            break
+        time.sleep(0.05)
     a = Client(gw.port)
     assert a.reply()[0] == 220
     b = Client(gw.port)

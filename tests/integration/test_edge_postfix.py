@@ -3,6 +3,7 @@ loopback with smtpd_authorized_xclient_hosts = 127.0.0.0/8, relaying in-line to 
 Postfix must see, log and check the real client, not the gateway."""
 import os
 import shutil
+import time
 
 import pytest
 
@@ -57,6 +58,10 @@ def test_postfix_accepts_xclient_and_sees_the_real_client(tmp_path, sink, postfi
         assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
         code, lines = c.cmd("RCPT TO:<x@elsewhere.test>")
         assert code == 554 and "Relay access denied" in lines[0], lines
+        for _ in range(100):  # postlogd writes the maillog asynchronously
+            if "reject: RCPT from unknown[203.0.113.51]" in postfix.maillog():
+                break
+            time.sleep(0.05)
         assert "reject: RCPT from unknown[203.0.113.51]" in postfix.maillog()
     finally:
         gw.stop()

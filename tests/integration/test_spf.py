@@ -15,6 +15,7 @@ ZONE = {
     "slow.test": [("TIMEOUT", None)],
     "helo.sender.test": [("TXT", "v=spf1 ip4:192.0.2.10 -all")],
     "10.2.0.192.in-addr.arpa": [("PTR", "client.sender.test.")],
+    "11.2.0.192.in-addr.arpa": [("PTR", "evil\r\nX-Injected: yes.sender.test.")],
 }
 
 
@@ -38,6 +39,12 @@ def test_pass_headers_and_rdns(tmp_path, sink):
         ar = m.header("Authentication-Results")
         assert len(ar) == 1 and ar[0].startswith("gw.test;") and "spf=pass smtp.mailfrom=alice@sender.test" in ar[0]
         assert "(client.sender.test [192.0.2.10])" in m.header("Received")[0]
+        assert gw.metric('smtpgw_spf_results_total{result="pass"}') == 1
+        assert gw.metric('smtpgw_dns_lookups_total{source="network"}') == 2  # PTR of the client, TXT
+        # a second message from the same client: PTR and TXT come from the cache
+        assert transaction(gw.port, "192.0.2.10", "bob@sender.test", helo="mx.sender.test")[1] == 250
+        assert gw.metric('smtpgw_dns_lookups_total{source="cache"}') == 2
+        assert gw.metric('smtpgw_dns_lookups_total{source="network"}') == 2
     finally:
         gw.stop()
         dns.stop()
@@ -155,6 +162,66 @@ def test_slow_dns_does_not_slow_other_sessions(tmp_path, sink):
         assert sum(1 for n, t in dns.log if n == "slow.example") == 1
         assert sink.wait_count(71)
         assert sum(1 for m in sink.messages if spf_result_of(m)[0] == "pass") == 71
+    finally:
+        gw.stop()
+        dns.stop()
+
+
+def test_config_errors_are_located(tmp_path):
+    import subprocess
+    from gwtest import BUILD
+    cases = [
+        ('[dns]\nnameservers = ["dns.example:53"]\n', "nameservers"),
+        ('[dns]\ntimeout = "0s"\n', "timeout"),
+        ('[plugins.spf]\non_fail = "bounce"\n', "on_fail"),
+        ('[plugins.spf]\nexplain = "x"\n', "explain"),
+    ]
+    for body, key in cases:
+        path = tmp_path / "bad.toml"
+        path.write_text('pipeline = ["spf"]\n[[listener]]\naddress = "127.0.0.1:2525"\n'
+                        '[upstream]\nservers = ["127.0.0.1:10025"]\n' + body)
+        p = subprocess.run([BUILD + "/smtp-gateway", "--check-config", "--config", str(path)],
+                           capture_output=True, text=True, timeout=30)
+        out = p.stdout + p.stderr
+        assert p.returncode == 1, out
+        assert str(path) + ":" in out and key in out, out
+
+
+def test_exit_while_lookups_hang(tmp_path, sink):
+    """SIGTERM while sessions wait on DNS: after drain_timeout the process exits 0 (the lookups in
+    flight are abandoned, not resumed on contexts that are going away)."""
+    import signal
+    dns = DnsServer({"hang.example": [("TIMEOUT", None)]}).start()
+    gw = spf_gateway(tmp_path, sink, dns, dns_timeout="20s", drain_timeout="1s", threads=2)
+    try:
+        def hang():
+            try:
+                transaction(gw.port, "192.0.2.10", "x@hang.example", timeout=10)
+            except (EOFError, OSError):
+                pass  # the gateway closes the session at the end of the drain
+
+        for i in range(4):
+            threading.Thread(target=hang, daemon=True).start()
+        time.sleep(1.0)
+        t0 = time.time()
+        gw.proc.send_signal(signal.SIGTERM)
+        assert gw.proc.wait(10) == 0, gw.log()[-2000:]
+        assert time.time() - t0 < 5
+    finally:
+        gw.stop()
+        dns.stop()
+
+
+def test_ptr_name_that_is_not_a_host_name_is_ignored(tmp_path, sink):
+    dns, gw = start(tmp_path, sink)
+    try:
+        stage, code, lines = transaction(gw.port, "192.0.2.11", "alice@sender.test")
+        assert (stage, code) == ("done", 250), lines
+        assert sink.wait_count(1)
+        m = sink.messages[0]
+        assert m.header("X-Injected") == []
+        assert "(unknown [192.0.2.11])" in m.header("Received")[0]
+        assert any(n == "11.2.0.192.in-addr.arpa" for n, t in dns.log)  # it was asked
     finally:
         gw.stop()
         dns.stop()

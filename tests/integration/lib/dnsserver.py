@@ -1,7 +1,8 @@
 """A small authoritative DNS server for tests (UDP and TCP on 127.0.0.1), built on dnslib.
 
 zone: {name: [(type, value), ...]} where type is "A", "AAAA", "MX", "TXT", "PTR", "CNAME", "NS",
-"SPF", or the special "TIMEOUT" (never answer any query for that name) / "SERVFAIL".
+"SPF", or the special "TIMEOUT" (never answer any query for that name; ("TIMEOUT", "other"): only
+queries for a type the name has no record of) / "SERVFAIL".
 TXT values may be a str or a list of str (several character-strings in one record).
 MX values are (preference, exchange). Names are case-insensitive, without the final dot.
 `delay` seconds are waited before every answer (for slow-DNS tests). Queries are counted.
@@ -66,7 +67,8 @@ class DnsServer:
         req = DNSRecord.parse(data)
         reply = req.reply()
         q = req.q
-        name = str(q.qname).rstrip(".").lower()
+        # the labels as sent (str() would escape spaces and other bytes)
+        name = b".".join(q.qname.label).decode("utf-8", "replace").lower()
         qtype = QTYPE[q.qtype]
         with self.lock:
             self.queries += 1
@@ -75,7 +77,10 @@ class DnsServer:
         if self.delay:
             time.sleep(self.delay)
         if records is not None and any(t == "TIMEOUT" for t, _ in records):
-            return None
+            # ("TIMEOUT", "other"): only queries for a type the name has no record of time out
+            if not any(t == "TIMEOUT" and v == "other" for t, v in records) or \
+                    not any(t == qtype or t == "CNAME" for t, _ in records):
+                return None
         if records is not None and any(t == "SERVFAIL" for t, _ in records):
             reply.header.rcode = RCODE.SERVFAIL
             return reply.pack()
@@ -87,13 +92,25 @@ class DnsServer:
                 reply.header.rcode = RCODE.NXDOMAIN
             return reply.pack()
         reply.header.aa = 1
-        for rtype, value in records:
-            if rtype == qtype or (rtype == "CNAME" and qtype != "CNAME"):
-                try:
-                    reply.add_answer(RR(q.qname, getattr(QTYPE, rtype), rdata=_rdata(rtype, value), ttl=self.ttl))
-                except Exception:
-                    reply.header.rcode = RCODE.SERVFAIL
-                    return reply.pack()
+        owner = q.qname
+        for _ in range(8):  # a CNAME is followed inside the zone, as a recursive resolver would
+            target = None
+            for rtype, value in records:
+                if rtype == qtype or (rtype == "CNAME" and qtype != "CNAME"):
+                    try:
+                        reply.add_answer(RR(owner, getattr(QTYPE, rtype), rdata=_rdata(rtype, value), ttl=self.ttl))
+                    except Exception:
+                        reply.header.rcode = RCODE.SERVFAIL
+                        return reply.pack()
+                    if rtype == "CNAME":
+                        target = value
+            if target is None:
+                break
+            owner = target
+            with self.lock:
+                records = self.zone.get(target.lower().rstrip("."))
+            if records is None:
+                break
         return reply.pack()
 
     def start(self):

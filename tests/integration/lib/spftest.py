@@ -10,6 +10,7 @@ SPF_CONFIG = """pipeline = ["spf"]
 hostname = "gw.test"
 threads = {threads}
 command_timeout = "30s"
+drain_timeout = "{drain_timeout}"
 
 [[listener]]
 address = "127.0.0.1:{port}"
@@ -43,10 +44,10 @@ on_permerror = "{on_permerror}"
 
 
 def spf_gateway(tmp_path, sink, dns, on_fail="tag", on_softfail="tag", on_temperror="tag", on_permerror="tag",
-                dns_timeout="2s", threads=2, log_level="debug"):
+                dns_timeout="2s", threads=2, log_level="debug", drain_timeout="10s"):
     text = SPF_CONFIG.replace("{dns}", dns.address).replace("{dns_timeout}", dns_timeout)
     for k, v in dict(on_fail=on_fail, on_softfail=on_softfail, on_temperror=on_temperror,
-                     on_permerror=on_permerror, log_level=log_level).items():
+                     on_permerror=on_permerror, log_level=log_level, drain_timeout=drain_timeout).items():
         text = text.replace("{%s}" % k, v)
     gw = Gateway(tmp_path, full_config=text, upstream_ports=[sink.port], threads=threads)
     return gw.start()

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <thread>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -31,6 +32,7 @@ struct FakeServer {
   bool truncate = false;
   unsigned rcode = 0;
   int answers = 1;
+  int delay_ms = 0;
 
   // UDP and TCP on one port: another process may hold the TCP side of the port the kernel gave
   // the UDP socket, so try again with a new one.
@@ -76,6 +78,10 @@ struct FakeServer {
       size_t n = co_await usock.async_receive_from(asio::buffer(buf), from, asio::use_awaitable);
       ++udp_queries;
       if (silent) continue;
+      if (delay_ms) {
+        asio::steady_timer t(io, std::chrono::milliseconds(delay_ms));
+        co_await t.async_wait(asio::use_awaitable);
+      }
       auto r = respond({buf.begin(), buf.begin() + n}, truncate);
       co_await usock.async_send_to(asio::buffer(r), from, asio::use_awaitable);
     }
@@ -261,4 +267,33 @@ TEST(DnsResolver, ResolvConfParsing) {
   ASSERT_EQ(s.size(), 2u);
   EXPECT_EQ(s[0], udp::endpoint(asio::ip::make_address("10.0.0.1"), 53));
   EXPECT_TRUE(s[1].address().is_v6());
+}
+
+TEST(DnsResolver, AskersOnOtherThreadsShareOneQueryAndResumeOnTheirOwnExecutor) {
+  asio::io_context server_io;
+  FakeServer srv(server_io);
+  srv.delay_ms = 150;
+  srv.start();
+  std::thread server_thread([&] { server_io.run_for(std::chrono::seconds(5)); });
+  auto r = resolver_for({srv.endpoint()});
+  std::atomic<int> ok{0}, wrong_thread{0};
+  auto worker = [&] {
+    asio::io_context io;
+    const auto me = std::this_thread::get_id();
+    for (int i = 0; i < 50; ++i)
+      asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+        auto a = co_await r->query("shared.example", Type::A);
+        if (a.status == Status::ok) ++ok;
+        if (std::this_thread::get_id() != me) ++wrong_thread;
+      }, asio::detached);
+    io.run_for(std::chrono::seconds(3));
+  };
+  std::thread t1(worker), t2(worker);
+  t1.join();
+  t2.join();
+  server_io.stop();
+  server_thread.join();
+  EXPECT_EQ(ok, 100);
+  EXPECT_EQ(wrong_thread, 0);
+  EXPECT_EQ(srv.udp_queries, 1);
 }

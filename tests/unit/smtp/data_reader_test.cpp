@@ -52,8 +52,8 @@ TEST(DataReader, SmugglingPayloadsAreContent) {
     EXPECT_EQ(out.find('\n') == std::string::npos ? 0 : 1, 1);
     // every LF in the output is preceded by CR, every CR followed by LF
     for (size_t i = 0; i < out.size(); ++i) {
-      if (out[i] == '\n') EXPECT_EQ(out[i - 1], '\r');
-      if (out[i] == '\r') EXPECT_EQ(out[i + 1], '\n');
+      if (out[i] == '\n') { EXPECT_EQ(out[i - 1], '\r'); }
+      if (out[i] == '\r') { EXPECT_EQ(out[i + 1], '\n'); }
     }
     EXPECT_NE(out.find("MAIL FROM:<evil@x>"), std::string::npos);
   }

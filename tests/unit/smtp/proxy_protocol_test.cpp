@@ -45,3 +45,26 @@ TEST(ProxyV2, Tcp4AndLocal) {
   std::string bad = sig + std::string("\x31\x11\x00\x00", 4);
   EXPECT_EQ(parse_proxy_header(bad).status, Status::invalid);
 }
+
+// The reader asks for no byte past the header (an implicit-TLS ClientHello follows it at once).
+TEST(ProxyWanted, NeverPastTheHeader) {
+  using gw::smtp::proxy_bytes_wanted;
+  std::string v1 = "PROXY TCP4 192.0.2.7 10.0.0.1 4567 25\r\n";
+  std::string got;
+  while (gw::smtp::parse_proxy_header(got).status == Status::incomplete) {
+    std::size_t n = proxy_bytes_wanted(got);
+    ASSERT_GE(n, 1u);
+    ASSERT_LE(got.size() + n, v1.size());
+    got += v1.substr(got.size(), n);
+  }
+  EXPECT_EQ(got, v1);
+  std::string sig("\r\n\r\n\0\r\nQUIT\n", 12);
+  std::string v2 = sig + std::string("\x21\x11\x00\x0c", 4) + std::string(12, '\x01');
+  got.clear();
+  while (gw::smtp::parse_proxy_header(got).status == Status::incomplete) {
+    std::size_t n = proxy_bytes_wanted(got);
+    ASSERT_LE(got.size() + n, v2.size());
+    got += v2.substr(got.size(), n);
+  }
+  EXPECT_EQ(got, v2);
+}

@@ -1,0 +1,113 @@
+// Internals of the Lua host shared by state.cpp (sandbox, bindings) and host.cpp (the hook driver).
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <lua.hpp>
+
+#include "lua/host.hpp"
+
+namespace gw::observe { struct Counter; }
+
+namespace gw::lua {
+
+struct Script {
+  std::string path;
+  std::string source;
+};
+
+// Immutable after construction; shared by every worker's state of one Host.
+struct Program {
+  Options options;
+  std::vector<Script> scripts;
+};
+
+struct StoreRequest {
+  enum class Op { incr, get, set } op = Op::get;
+  std::string key;
+  std::int64_t n = 0;
+  std::string value;
+  std::chrono::milliseconds ttl{0};
+};
+
+struct StoreReply {
+  bool ok = false;
+  std::string error;
+  bool has_value = false;  // get: false = nil
+  bool integer = false;    // incr: the value is `i`
+  std::int64_t i = 0;
+  std::string s;
+};
+
+// One hook call of one script (or one main chunk while loading).
+struct Call {
+  std::uint64_t serial = 0;
+  lua_State* thread = nullptr;  // the coroutine running the hook; null while loading
+  int thread_ref = LUA_NOREF;
+  Transaction* tx = nullptr;
+  std::string_view arg;
+  Hook hook = Hook::connect;
+  std::size_t script = 0;
+  bool loading = false;
+  bool missing = false;  // the script has no such hook
+  int nargs = 0;
+  std::uint64_t used = 0;  // instructions so far
+  bool exceeded = false;
+  std::optional<StoreRequest> pending;  // set by gateway.store.* right before it yields
+  StoreReply reply;                     // filled by C++ before the resume
+  std::uintptr_t token = 0;             // gateway.store.* checks it was resumed by C++, not by a script
+};
+
+class State {
+ public:
+  // Creates the sandbox and runs every script's main chunk. Null with `error` set on failure.
+  static std::shared_ptr<State> create(std::shared_ptr<const Program> prog, std::string& error);
+  ~State();
+  State(const State&) = delete;
+  State& operator=(const State&) = delete;
+
+  lua_State* L = nullptr;
+  std::shared_ptr<const Program> prog;
+  std::size_t used = 0;   // bytes allocated
+  std::size_t limit = 0;  // max_memory
+  Call* current = nullptr;  // the call whose Lua code is running right now (one at a time per thread)
+  std::vector<Call*> active;  // calls started and not finished (some suspended on the store)
+  std::uint64_t next_serial = 0;
+  std::vector<int> env_refs;        // per script: its global environment
+  std::vector<unsigned> hook_bits;  // per script: hooks its main chunk defined
+  const void* verdict_mt = nullptr;
+  std::unordered_map<std::string, observe::Counter*> counters;
+  bool retire = false;  // memory stays near the cap after a full collection: build a fresh state
+
+  Call* find_call(std::uint64_t serial) const {
+    for (Call* c : active)
+      if (c->serial == serial) return c;
+    return nullptr;
+  }
+
+ private:
+  State() = default;
+};
+
+State* state_of(lua_State* L);
+
+// Charges `n` units of work done inside a C function (no Lua instruction runs there) to the running
+// call's instruction budget; raises "instruction limit exceeded" once it is spent.
+void charge(lua_State* L, std::uint64_t n);
+// Replaces string.find/match/gmatch/gsub with the step-counted matcher (pattern.cpp).
+void install_patterns(lua_State* L);
+
+// Protected steps of a hook call (run with lua_pcall on the main thread; they allocate).
+int prepare_call(lua_State* L);  // arg 1: light userdata Call*, upvalue-free; pushes nothing
+// Formats the error on top of `co` (a dead coroutine) as message + "script:line" of the innermost Lua frame.
+std::string innermost_line(lua_State* co);  // "script:line" of the innermost Lua frame, or ""
+void describe_error(lua_State* co, std::string& message, std::string& where);
+// Reads the verdict the hook returned (first of nres values on co's top). false + error when not a verdict.
+bool read_verdict(State& st, lua_State* co, int nres, Verdict& out, std::string& error);
+
+}  // namespace gw::lua

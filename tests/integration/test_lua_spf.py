@@ -1,0 +1,68 @@
+"""Lua policies behind the real spf plugin and resolver: tx.spf from spf, tx.client.ip from the PROXY
+header, tx.client.rdns from the PTR record; spf_softfail_tag.lua and dmarc_lite.lua end to end."""
+import os
+
+from dnsserver import DnsServer
+from gwtest import Gateway
+from luahelp import POLICIES, write
+from spftest import SPF_CONFIG, transaction
+
+ZONE = {
+    "sender.test": [("TXT", "v=spf1 ip4:192.0.2.10 ~all")],
+    "hard.test": [("TXT", "v=spf1 ip4:192.0.2.10 -all")],
+    "10.2.0.192.in-addr.arpa": [("PTR", "client.sender.test.")],
+}
+
+CLIENT = """
+function on_data(tx, msg)
+  tx:add_header("X-Client", tx.client.ip .. " " .. tostring(tx.client.rdns) .. " " .. tostring(tx.trusted) ..
+                " spf=" .. tostring(tx.spf.result))
+end
+"""
+
+
+def gateway(tmp_path, sink, dns, scripts):
+    text = SPF_CONFIG.replace('pipeline = ["spf"]', 'pipeline = ["spf", "lua"]')
+    text = text.replace("{dns}", dns.address).replace("{dns_timeout}", "2s").replace("{log_level}", "debug")
+    for k in ("on_fail", "on_softfail", "on_temperror", "on_permerror"):
+        text = text.replace("{%s}" % k, "tag")
+    text += "\n[plugins.lua]\nscripts = [%s]\n" % ", ".join('"%s"' % s for s in scripts)
+    return Gateway(tmp_path, full_config=text, upstream_ports=[sink.port], threads=2).start()
+
+
+def test_softfail_tagged_with_real_spf(tmp_path, sink):
+    dns = DnsServer(ZONE).start()
+    client = write(tmp_path, "client.lua", CLIENT)
+    gw = gateway(tmp_path, sink, dns, [os.path.join(POLICIES, "spf_softfail_tag.lua"), client])
+    try:
+        stage, code, lines = transaction(gw.port, "192.0.2.20", "alice@sender.test", body="Subject: soft\r\n\r\nx\r\n")
+        assert (stage, code) == ("done", 250), lines
+        stage, code, lines = transaction(gw.port, "192.0.2.10", "alice@sender.test", body="Subject: pass\r\n\r\nx\r\n")
+        assert (stage, code) == ("done", 250), lines
+        assert sink.wait_count(2)
+        soft, ok = sink.messages
+        assert soft.header("X-Spam-Flag") == ["YES"]
+        assert soft.header("X-Policy-SPF") == ["softfail (sender.test)"]
+        assert soft.header("X-Client") == ["192.0.2.20 nil false spf=softfail"]
+        assert ok.header("X-Spam-Flag") == []
+        assert ok.header("X-Client") == ["192.0.2.10 client.sender.test false spf=pass"]
+    finally:
+        gw.stop()
+        dns.stop()
+
+
+def test_dmarc_lite_with_real_spf(tmp_path, sink):
+    dns = DnsServer(ZONE).start()
+    gw = gateway(tmp_path, sink, dns, [os.path.join(POLICIES, "dmarc_lite.lua")])
+    try:
+        ok = transaction(gw.port, "192.0.2.10", "alice@hard.test", body="From: A <alice@hard.test>\r\n\r\nx\r\n")
+        assert ok[:2] == ("done", 250), ok
+        forged = transaction(gw.port, "192.0.2.66", "alice@hard.test", body="From: A <alice@hard.test>\r\n\r\nx\r\n")
+        assert forged[:2] == ("done", 550) and "not authenticated by SPF or DKIM" in forged[2][-1], forged
+        # SPF passes for the envelope domain, but the From domain is another one: not aligned
+        other = transaction(gw.port, "192.0.2.10", "alice@hard.test", body="From: <ceo@bank.test>\r\n\r\nx\r\n")
+        assert other[:2] == ("done", 550), other
+        assert sink.count() == 1
+    finally:
+        gw.stop()
+        dns.stop()
