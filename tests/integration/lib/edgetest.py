@@ -366,6 +366,15 @@ class PostfixInstance:
         except OSError:
             return ""
 
+    def wait_log(self, needle, timeout=10.0):
+        """Postfix logs through postlogd, after it has answered: poll the maillog."""
+        end = time.time() + timeout
+        while time.time() < end:
+            if needle in self.maillog():
+                return True
+            time.sleep(0.05)
+        return needle in self.maillog()
+
     def stop(self):
         import shutil
         if self.master:
