@@ -3,7 +3,6 @@ loopback with smtpd_authorized_xclient_hosts = 127.0.0.0/8, relaying in-line to 
 Postfix must see, log and check the real client, not the gateway."""
 import os
 import shutil
-import time
 
 import pytest
 
