@@ -51,6 +51,8 @@ ListenerConfig read_listener(const Table& t) {
   l.require_auth = t.boolean("require_auth").value_or(false);
   l.proxy_protocol = t.boolean("proxy_protocol").value_or(false);
   if (l.require_tls && l.tls == ListenerTls::none) t.fail("require_tls", "needs tls = \"starttls\" or \"implicit\"");
+  if (l.require_auth && l.tls == ListenerTls::none)
+    t.fail("require_auth", "needs tls = \"starttls\" or \"implicit\" (AUTH is only offered over TLS)");
   return l;
 }
 

@@ -133,6 +133,14 @@ asio::awaitable<error_code> Stream::write(const std::vector<asio::const_buffer>&
 
 asio::awaitable<error_code> Stream::handshake_server(asio::ssl::context& ctx) {
   tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, ctx);
+  if (end_ > start_) {
+    // Bytes read together with a PROXY header (HAProxy sends it and the ClientHello in one packet)
+    // are the start of the handshake: hand them to TLS instead of waiting for them on the socket.
+    std::vector<char> early(buf_.begin() + static_cast<std::ptrdiff_t>(start_), buf_.begin() + static_cast<std::ptrdiff_t>(end_));
+    start_ = end_ = scan_ = 0;
+    auto [ec, used] = co_await tls_->async_handshake(asio::ssl::stream_base::server, asio::buffer(early), use_tuple);
+    co_return ec;
+  }
   auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::server, use_tuple);
   co_return ec;
 }

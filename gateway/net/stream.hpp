@@ -46,7 +46,8 @@ class Stream {
   asio::awaitable<error_code> write(std::string_view data);
   asio::awaitable<error_code> write(const std::vector<asio::const_buffer>& buffers);
 
-  // TLS in place; the input buffer must be empty (plaintext after STARTTLS is discarded by callers).
+  // TLS in place. Callers discard plaintext pipelined after STARTTLS before calling; what is still
+  // buffered (bytes read along with a PROXY header on an implicit-TLS listener) feeds the handshake.
   asio::awaitable<error_code> handshake_server(asio::ssl::context& ctx);
   asio::awaitable<error_code> handshake_client(asio::ssl::context& ctx);
 

@@ -93,6 +93,13 @@ std::string reply_line(int code, std::string_view enh, std::string_view text) {
   return r;
 }
 
+// Registered at start, so /metrics shows both series at 0 before the first AUTH.
+[[maybe_unused]] const bool registered = [] {
+  observe::Metrics::instance().counter("smtpgw_auth_total", "AUTH attempts by result", R"(result="success")");
+  observe::Metrics::instance().counter("smtpgw_auth_total", "AUTH attempts by result", R"(result="failure")");
+  return true;
+}();
+
 observe::Counter& auth_counter(bool ok) {
   static auto& success = observe::Metrics::instance().counter("smtpgw_auth_total", "AUTH attempts by result", R"(result="success")");
   static auto& failure = observe::Metrics::instance().counter("smtpgw_auth_total", "AUTH attempts by result", R"(result="failure")");
@@ -346,7 +353,7 @@ asio::awaitable<Outcome> run(std::string_view arg, net::Stream& stream, net::Dea
       user.find('\0') != std::string::npos || password.find('\0') != std::string::npos)
     well_formed = false;
 
-  // The hash check runs on the pool; co_spawn's completion resumes this coroutine on its executor.
+  // The hash check runs on the pool; off_loop resumes this coroutine on the session's own executor.
   bool ok = false;
   {
     auto it = well_formed ? cfg.auth.users.find(user) : cfg.auth.users.end();

@@ -10,6 +10,15 @@
 namespace gw::smtp::edge {
 namespace {
 
+// Registered at start, so /metrics shows every core series (and both TLS results) at 0 before the
+// first connection.
+[[maybe_unused]] const bool registered = [] {
+  observe::CoreMetrics::get();
+  observe::Metrics::instance().counter("smtpgw_tls_handshakes_total", "TLS handshakes by result", R"(result="ok")");
+  observe::Metrics::instance().counter("smtpgw_tls_handshakes_total", "TLS handshakes by result", R"(result="failed")");
+  return true;
+}();
+
 // The PROXY header comes before anything else (before TLS on implicit listeners). A missing or
 // malformed one closes the connection: this listener only takes connections from the proxy.
 boost::asio::awaitable<bool> read_proxy_header(net::Stream& stream, net::Deadline& deadline, const config::Config& cfg,

@@ -302,6 +302,9 @@ asio::awaitable<void> Session::on_helo(const Command& cmd, bool extended) {
     co_return;
   }
   if (phase_ == Phase::mail) co_await end_transaction("aborted", "");  // EHLO resets (RFC 5321 §4.1.4)
+  // XCLIENT gave the upstream the old HELO name and protocol: the next MAIL reconnects with the new ones.
+  if (upstream_ && upstream_->xclient_done() && (tx_.conn.helo != name || tx_.conn.esmtp != extended))
+    co_await upstream_->quit();
   tx_.conn.helo = std::string(name);
   tx_.conn.esmtp = extended;
   phase_ = Phase::greeted;

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from gwtest import Gateway, free_port
+from gwtest import Gateway
 from edgetest import (TlsClient, b64, crypt_hash, gateway_config, greet, make_cert, plain, start_gateway,
                       transaction, wait_log)
 
@@ -29,14 +29,13 @@ def auth_gw(tmp_path, sink):
     cert, key = make_cert(tmp_path)
     users = str(tmp_path / "users")
     write_users(users)
-    implicit, inbound = free_port(), free_port()
     text = gateway_config(
-        [dict(role="submission", tls="starttls"), dict(port=implicit, role="submission", tls="implicit", require_auth=True),
-         dict(port=inbound)],
+        [dict(role="submission", tls="starttls"), dict(role="submission", tls="implicit", require_auth=True),
+         dict()],
         upstream="xclient = true\n", trusted=[], relay=["example.test"],
         body='\n[tls]\ncertificate = "%s"\nprivate_key = "%s"\n\n[auth]\nusers_file = "%s"\n' % (cert, key, users))
     gw = start_gateway(tmp_path, text, [sink.port], threads=1)
-    gw.implicit, gw.inbound, gw.users = implicit, inbound, users
+    gw.implicit, gw.inbound, gw.users = gw.ports[1], gw.ports[2], users
     yield gw
     gw.stop()
 
@@ -231,3 +230,14 @@ def test_auth_exchange_timeout(tmp_path, sink):
         assert c.closed()
     finally:
         gw.stop()
+
+
+def test_require_auth_without_tls_is_a_config_error(tmp_path, sink):
+    users = str(tmp_path / "users")
+    write_users(users)
+    text = gateway_config([dict(role="submission", require_auth=True)],
+                          body='\n[auth]\nusers_file = "%s"\n' % users)
+    gw = Gateway(tmp_path, full_config=text, upstream_ports=[sink.port])
+    r = subprocess.run([gw.binary, "--check-config", "--config", gw.config_path], capture_output=True)
+    assert r.returncode == 1
+    assert b"require_auth" in r.stderr and (gw.config_path + ":").encode() in r.stderr, r.stderr

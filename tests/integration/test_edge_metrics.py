@@ -40,6 +40,11 @@ def test_counters_move(tmp_path, sink):
     gw = start_gateway(tmp_path, text, [sink.port], binary="smtp-gateway-test", max_connections=6)
     try:
         m0 = snapshot(gw)
+        # every family is there from the start, at 0
+        for key in ('smtpgw_auth_total{result="success"}', 'smtpgw_auth_total{result="failure"}',
+                    'smtpgw_tls_handshakes_total{result="ok"}', 'smtpgw_tls_handshakes_total{result="failed"}',
+                    "smtpgw_connections_open", "smtpgw_upstream_latency_seconds_count"):
+            assert key in m0, key
         # delivered
         assert send_message(gw.port)[0] == 250
         # a plugin verdict and a relay denial (5xx replies, the transaction is aborted at QUIT)

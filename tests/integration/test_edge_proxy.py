@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from gwtest import Client, free_port
-from edgetest import gateway_config, start_gateway, transaction, wait_log
+from gwtest import Client
+from edgetest import BioTlsClient, gateway_config, make_cert, start_gateway, transaction, wait_log
 
 V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 
@@ -17,22 +17,22 @@ def v1(src, dst="192.0.2.1", sport=56324, dport=25):
     return ("PROXY %s %s %s %d %d\r\n" % (fam, src, dst, sport, dport)).encode()
 
 
-def v2(src, dst, sport, dport):
+def v2(src, dst, sport, dport, tlv=b""):
     if ":" in src:
         addr = socket.inet_pton(socket.AF_INET6, src) + socket.inet_pton(socket.AF_INET6, dst) + struct.pack("!HH", sport, dport)
         fam = 0x21
     else:
         addr = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!HH", sport, dport)
         fam = 0x11
+    addr += tlv
     return V2_SIG + bytes([0x21, fam]) + struct.pack("!H", len(addr)) + addr
 
 
 @pytest.fixture
 def proxy_gw(tmp_path, sink):
-    plain = free_port()
-    text = gateway_config([dict(proxy_protocol=True), dict(port=plain)], relay=["example.test"])
+    text = gateway_config([dict(proxy_protocol=True), dict()], relay=["example.test"])
     gw = start_gateway(tmp_path, text, [sink.port])
-    gw.plain = plain
+    gw.plain = gw.ports[1]
     yield gw
     gw.stop()
 
@@ -119,3 +119,47 @@ def test_proxy_line_is_a_bad_command_elsewhere(proxy_gw):
     code, lines = c.cmd("EHLO client.test")
     assert code == 250
     assert "client=203.0.113.7" not in proxy_gw.log()
+
+
+def test_new_helo_gets_a_new_xclient(xclient_gw, sink):
+    c = proxied(xclient_gw.port, v1("203.0.113.10"))
+    assert transaction(c)[0] == 250
+    assert transaction(c)[0] == 250  # same HELO: the upstream connection is reused
+    assert c.cmd("EHLO renamed.test")[0] == 250
+    assert transaction(c)[0] == 250
+    assert sink.wait_count(3)
+    assert sink.connections == 2
+    assert "HELO=real-client.test" in sink.messages[1].xclient
+    assert "HELO=renamed.test" in sink.messages[2].xclient and "ADDR=203.0.113.10" in sink.messages[2].xclient
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_header_and_client_hello_in_one_packet_on_implicit_tls(tmp_path, sink, version):
+    """HAProxy in front of port 465 sends the PROXY header and the client's ClientHello together:
+    the bytes read past the header are the start of the TLS handshake, not lost."""
+    cert, key = make_cert(tmp_path)
+    text = gateway_config([dict(proxy_protocol=True, tls="implicit")],
+                          body='\n[tls]\ncertificate = "%s"\nprivate_key = "%s"\n' % (cert, key))
+    gw = start_gateway(tmp_path, text, [sink.port])
+    try:
+        header = v1("203.0.113.30") if version == 1 else v2("203.0.113.30", "192.0.2.1", 40000, 465)
+        c = BioTlsClient(gw.port, prefix=header, timeout=10)
+        code, lines = c.reply()
+        assert code == 220, lines
+        assert c.cmd("EHLO real-client.test")[0] == 250
+        assert transaction(c)[0] == 250
+        assert sink.wait_count(1)
+        received = sink.messages[0].header("Received")[0]
+        assert "[203.0.113.30]" in received and "ESMTPS" in received, received
+        c.close()
+    finally:
+        gw.stop()
+
+
+def test_v2_with_large_tlvs(proxy_gw, sink):
+    # PP2_TYPE_NOOP (0x04) TLVs, 3000 bytes in all: more than one read
+    tlv = b"".join(bytes([0x04]) + struct.pack("!H", 297) + b"x" * 297 for _ in range(10))
+    c = proxied(proxy_gw.port, v2("198.51.100.99", "192.0.2.1", 40002, 25, tlv=tlv))
+    assert transaction(c)[0] == 250
+    assert sink.wait_count(1)
+    assert "[198.51.100.99]" in sink.messages[0].header("Received")[0]

@@ -12,7 +12,6 @@ import time
 
 import pytest
 
-from gwtest import free_port
 from edgetest import (TlsClient, client_context, gateway_config, greet, make_cert, start_gateway, transaction,
                       wait_log)
 
@@ -21,12 +20,11 @@ from edgetest import (TlsClient, client_context, gateway_config, greet, make_cer
 def tls_gw(tmp_path, sink):
     """Listeners: starttls (gw.port), implicit (gw.implicit), starttls with require_tls (gw.strict)."""
     cert, key = make_cert(tmp_path, "gw.test")
-    implicit, strict = free_port(), free_port()
     text = gateway_config(
-        [dict(tls="starttls"), dict(port=implicit, tls="implicit"), dict(port=strict, tls="starttls", require_tls=True)],
+        [dict(tls="starttls"), dict(tls="implicit"), dict(tls="starttls", require_tls=True)],
         body='\n[tls]\ncertificate = "%s"\nprivate_key = "%s"\n' % (cert, key))
     gw = start_gateway(tmp_path, text, [sink.port])
-    gw.implicit, gw.strict, gw.cert, gw.key = implicit, strict, cert, key
+    gw.implicit, gw.strict, gw.cert, gw.key = gw.ports[1], gw.ports[2], cert, key
     yield gw
     gw.stop()
 

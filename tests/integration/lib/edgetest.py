@@ -183,8 +183,9 @@ class TlsSink(RecordingSink):
 
 
 def gateway_config(listeners, body="", upstream="", trusted=None, relay=None, head=""):
-    """A full config for Gateway(full_config=...): `listeners` is a list of dicts of listener keys
-    (address given as a port number); the first listener's port is Gateway's own {port}."""
+    """A full config for Gateway(full_config=...): `listeners` is a list of dicts of listener keys.
+    The first listener's port is Gateway's own {port}; the others get placeholders that
+    start_gateway fills with free ports (gw.ports[i] is listener i's port)."""
     text = head
     text += """
 [server]
@@ -197,7 +198,7 @@ drain_timeout = "{drain_timeout}"
 """
     for i, l in enumerate(listeners):
         text += "\n[[listener]]\n"
-        port = "{port}" if i == 0 else str(l["port"])
+        port = "{port}" if i == 0 else str(l.get("port", "@PORT%d@" % i))
         text += 'address = "127.0.0.1:%s"\n' % port
         for k, v in l.items():
             if k == "port":
@@ -228,9 +229,25 @@ level = "debug"
 
 
 def start_gateway(tmp_path, text, upstream_ports, port=None, **settings):
-    g = Gateway(tmp_path, full_config=text, upstream_ports=upstream_ports, port=port, **settings)
-    g.start()
-    return g
+    """Starts the gateway; a port taken by someone else between free_port() and bind (tests of
+    several engineers run side by side) is retried with fresh ports."""
+    import re
+    slots = sorted(set(int(n) for n in re.findall(r"@PORT(\d+)@", text)))
+    for attempt in range(4):
+        ports = {i: free_port() for i in slots}
+        t = text
+        for i, p in ports.items():
+            t = t.replace("@PORT%d@" % i, str(p))
+        g = Gateway(tmp_path, full_config=t, upstream_ports=upstream_ports, port=port, **settings)
+        try:
+            g.start()
+        except RuntimeError as e:
+            if "Address already in use" in str(e) and attempt < 3:
+                continue
+            raise
+        g.ports = dict(ports)
+        g.ports[0] = g.port
+        return g
 
 
 def wait_log(gw, needle, timeout=10.0, start=0):
@@ -349,6 +366,15 @@ class PostfixInstance:
         except OSError:
             return ""
 
+    def wait_log(self, needle, timeout=10.0):
+        """Postfix logs through postlogd, after it has answered: poll the maillog."""
+        end = time.time() + timeout
+        while time.time() < end:
+            if needle in self.maillog():
+                return True
+            time.sleep(0.05)
+        return needle in self.maillog()
+
     def stop(self):
         import shutil
         if self.master:
@@ -361,3 +387,59 @@ class PostfixInstance:
                 time.sleep(0.1)
             self.master = None
         shutil.rmtree(self.spool, ignore_errors=True)
+
+
+class BioTlsClient:
+    """A TLS client over ssl.MemoryBIO, so bytes can precede the ClientHello in the very same write
+    (as HAProxy sends a PROXY header and the client's first TLS record together)."""
+
+    def __init__(self, port, prefix=b"", timeout=15):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = client_context().wrap_bio(self.inc, self.out, server_hostname="gw.test")
+        try:
+            self.obj.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        self.sock.sendall(prefix + self.out.read())  # one write: prefix + ClientHello
+        self._pump(self.obj.do_handshake)
+        self.buf = b""
+
+    def _pump(self, op):
+        while True:
+            try:
+                r = op()
+                if self.out.pending:
+                    self.sock.sendall(self.out.read())
+                return r
+            except ssl.SSLWantReadError:
+                if self.out.pending:
+                    self.sock.sendall(self.out.read())
+                data = self.sock.recv(65536)
+                if not data:
+                    raise EOFError("connection closed")
+                self.inc.write(data)
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.obj.write(data)
+        self.sock.sendall(self.out.read())
+
+    def reply(self):
+        lines = []
+        while True:
+            while b"\n" not in self.buf:
+                self.buf += self._pump(lambda: self.obj.read(65536))
+            l, _, self.buf = self.buf.partition(b"\n")
+            l = l.rstrip(b"\r").decode()
+            lines.append(l)
+            if len(l) < 4 or l[3] != "-":
+                return int(l[:3]), lines
+
+    def cmd(self, text):
+        self.send(text + "\r\n")
+        return self.reply()
+
+    def close(self):
+        self.sock.close()
