@@ -192,3 +192,43 @@ def test_bad_rule_is_a_config_error(tmp_path):
     r = subprocess.run([g.binary, "--check-config", "--config", g.config_path], capture_output=True, text=True)
     assert r.returncode == 1
     assert "connections" in r.stderr + r.stdout and ".toml:" in r.stderr + r.stdout
+
+
+def test_auth_user_key_counts_per_authenticated_user(tmp_path, sink):
+    """key = "auth_user": AUTH PLAIN after STARTTLS on a submission listener; another user has its own
+    bucket, and an unauthenticated session is not counted by that rule."""
+    from edgetest import crypt_hash, gateway_config, greet, make_cert, plain, start_gateway, transaction
+    cert, key = make_cert(tmp_path)
+    users = tmp_path / "users"
+    users.write_text("alice:%s\nbob:%s\n" % (crypt_hash("alice-pw", "$6$"), crypt_hash("bob-pw", "$6$")))
+    text = gateway_config(
+        [dict(role="submission", tls="starttls")], trusted=[], relay=["example.test"],
+        head='pipeline = ["ratelimit"]\n',
+        body='\n[tls]\ncertificate = "%s"\nprivate_key = "%s"\n\n[auth]\nusers_file = "%s"\n' % (cert, key, users)
+        + STORE.replace("[trusted]\nnetworks = []\n", "")
+        + rules(dict(key="auth_user", limit=2, per="1h")))
+    gw = start_gateway(tmp_path, text, [sink.port])
+    try:
+        def session(user, pw):
+            c = greet(gw.port)
+            c.starttls()
+            c.ehlo()
+            if user:
+                assert c.cmd("AUTH PLAIN " + plain(user, pw))[0] == 235
+            return c
+
+        c = session("alice", "alice-pw")
+        assert transaction(c)[0] == 250
+        assert transaction(c)[0] == 250
+        code, lines = transaction(c)
+        assert code == 451 and "2 messages per 1h for auth_user alice" in lines[0], lines
+        c.close()
+        c = session("bob", "bob-pw")
+        assert transaction(c)[0] == 250
+        c.close()
+        c = session(None, None)  # not authenticated: the auth_user rule does not apply
+        for _ in range(3):
+            assert transaction(c)[0] == 250
+        c.close()
+    finally:
+        gw.stop()
