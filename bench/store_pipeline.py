@@ -7,7 +7,8 @@ and (when redis-server is installed) ratelimit+greylist on Redis. The greylist t
 before the timing (auto_whitelist_after = 0, so every RCPT looks its triplet up), the rate-limit rule
 is high enough never to refuse: what is measured is the cost of the store round trips.
 
-usage: bench/store_pipeline.py [--messages N] [--sessions S]   (GATEWAY_BUILD=build dir, default build/)
+usage: bench/store_pipeline.py [--messages N] [--sessions S] [--rounds R] [--log-level L]
+       (GATEWAY_BUILD = the build dir, default build/). Rows run interleaved, R rounds; median and best.
 """
 import argparse
 import os
@@ -42,31 +43,35 @@ auto_whitelist_after = 0
 """
 
 
-def run(label, tmp, sink_port, args, pipeline, body):
+def start_gateway(tmp, sink_port, args, pipeline, body):
     gw = Gateway(tmp, body, pipeline=pipeline, upstream_ports=[sink_port], threads=args.threads,
                  max_connections=10000)
-    gw.config_path  # noqa: B018
+    with open(gw.config_path) as f:
+        text = f.read()
+    with open(gw.config_path, "w") as f:
+        f.write(text.replace('level = "debug"', 'level = "%s"' % args.log_level))
     gw.start()
-    try:
-        if "greylist" in pipeline:
-            code, _ = send_message(gw.port, sender="bench@sender.test", rcpts=("rcpt@example.test",))
-            assert code == 451, code
-            time.sleep(1.2)
-            code, _ = send_message(gw.port, sender="bench@sender.test", rcpts=("rcpt@example.test",))
-            assert code == 250, code
-        t0 = time.time()
-        r = subprocess.run(["smtp-source", "-s", str(args.sessions), "-m", str(args.messages), "-f",
-                            "bench@sender.test", "-t", "rcpt@example.test", "127.0.0.1:%d" % gw.port],
-                           capture_output=True, text=True)
-        dt = time.time() - t0
-        if r.returncode != 0:
-            print(label, "smtp-source failed:", r.stderr.strip()[:300])
-        refused = gw.log().count("greylisted") + gw.log().count("ratelimit_exceeded") + gw.log().count("store_error")
-        print("%-34s %7d msgs in %6.2fs  %8.0f msgs/s  (refusals/store errors in log: %d)"
-              % (label, args.messages, dt, args.messages / dt, max(0, refused - (1 if "greylist" in pipeline else 0))))
-        return args.messages / dt
-    finally:
-        gw.stop()
+    if "greylist" in pipeline:  # pass the triplet smtp-source uses
+        code, _ = send_message(gw.port, sender="bench@sender.test", rcpts=("rcpt@example.test",))
+        assert code == 451, code
+        time.sleep(1.2)
+        code, _ = send_message(gw.port, sender="bench@sender.test", rcpts=("rcpt@example.test",))
+        assert code == 250, code
+    return gw
+
+
+def load(gw, args):
+    before = len(gw.log())
+    t0 = time.time()
+    r = subprocess.run(["smtp-source", "-s", str(args.sessions), "-m", str(args.messages), "-f",
+                        "bench@sender.test", "-t", "rcpt@example.test", "127.0.0.1:%d" % gw.port],
+                       capture_output=True, text=True)
+    dt = time.time() - t0
+    if r.returncode != 0:
+        print("smtp-source failed:", r.stderr.strip()[:300])
+    log = gw.log()[before:]
+    refused = log.count("greylisted") + log.count("ratelimit_exceeded") + log.count("store_error")
+    return args.messages / dt, refused
 
 
 def main():
@@ -74,6 +79,8 @@ def main():
     ap.add_argument("--messages", type=int, default=5000)
     ap.add_argument("--sessions", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--log-level", default="info", help="the gateway's log.level (info: one summary line per message)")
     args = ap.parse_args()
     if not shutil.which("smtp-source") or not shutil.which("smtp-sink"):
         sys.exit("needs smtp-source and smtp-sink (package postfix)")
@@ -82,18 +89,37 @@ def main():
     sink = subprocess.Popen(["smtp-sink", "-u", "nobody", "127.0.0.1:%d" % sink_port, "1000"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     redis = None
+    gws = []
     try:
         wait_port(sink_port)
-        base = run("empty pipeline", tmp, sink_port, args, [], "")
-        emb = run("ratelimit+greylist, embedded", tmp, sink_port, args, ["ratelimit", "greylist"],
-                  PLUGINS.format(store='[store]\npath = "var/bench-state"\n'))
-        print("  embedded: %.0f%% of the empty pipeline" % (100 * emb / base))
+        rows = [("empty pipeline", start_gateway(tmp, sink_port, args, [], ""))]
+        rows.append(("ratelimit+greylist, embedded",
+                     start_gateway(tmp, sink_port, args, ["ratelimit", "greylist"],
+                                   PLUGINS.format(store='[store]\npath = "var/bench-state"\n'))))
         if redis_available():
             redis = RedisServer(tmp).start()
-            red = run("ratelimit+greylist, redis", tmp, sink_port, args, ["ratelimit", "greylist"],
-                      PLUGINS.format(store='[store]\nbackend = "redis"\nredis_url = "%s"\n' % redis.url))
-            print("  redis: %.0f%% of the empty pipeline" % (100 * red / base))
+            rows.append(("ratelimit+greylist, redis",
+                         start_gateway(tmp, sink_port, args, ["ratelimit", "greylist"],
+                                       PLUGINS.format(store='[store]\nbackend = "redis"\nredis_url = "%s"\n' % redis.url))))
+        gws = [gw for _, gw in rows]
+        results = {label: [] for label, _ in rows}
+        refusals = {label: 0 for label, _ in rows}
+        for _ in range(args.rounds):  # interleaved, so load from other processes hits every row alike
+            for label, gw in rows:
+                rate, refused = load(gw, args)
+                results[label].append(rate)
+                refusals[label] += refused
+        base = sorted(results["empty pipeline"])[len(results["empty pipeline"]) // 2]
+        print("%d messages x %d rounds, %d sessions, gateway threads %d, log level %s"
+              % (args.messages, args.rounds, args.sessions, args.threads, args.log_level))
+        for label, _ in rows:
+            rs = sorted(results[label])
+            med = rs[len(rs) // 2]
+            print("%-30s median %7.0f msgs/s  best %7.0f  (%3.0f%% of empty)  refusals/store errors: %d"
+                  % (label, med, rs[-1], 100 * med / base, refusals[label]))
     finally:
+        for gw in gws:
+            gw.stop()
         sink.kill()
         if redis:
             redis.stop()

@@ -6,9 +6,11 @@
 #include <benchmark/benchmark.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <thread>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -30,7 +32,10 @@ gw::store::LmdbStore& lmdb() {
     gw::store::LmdbStore::Options o;
     o.path = dir.string();
     o.max_size = 1ull << 30;
-    return std::make_unique<gw::store::LmdbStore>(o);
+    auto store = std::make_unique<gw::store::LmdbStore>(o);
+    static std::string to_remove = dir.string();
+    std::atexit([] { std::filesystem::remove_all(to_remove); });
+    return store;
   }();
   return *s;
 }
@@ -69,6 +74,27 @@ void BM_Embedded_SetIfAbsent(benchmark::State& st) {
   st.SetItemsProcessed(st.iterations());
 }
 BENCHMARK(BM_Embedded_SetIfAbsent);
+
+// How long the background sweep holds the writer lock: one batch of 500 expired entries deleted.
+void BM_Embedded_Sweep500Expired(benchmark::State& st) {
+  auto dir = std::filesystem::temp_directory_path() / ("gwbench-sweep-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  gw::store::LmdbStore::Options o;
+  o.path = dir.string();
+  o.sweep_interval = 1h;
+  gw::store::LmdbStore s(o);
+  std::int64_t round = 0;
+  for (auto _ : st) {
+    st.PauseTiming();
+    for (int i = 0; i < 500; ++i) s.set_now("sweep:" + std::to_string(round) + ":" + std::to_string(i), "v", 1ms, false);
+    ++round;
+    std::this_thread::sleep_for(2ms);
+    st.ResumeTiming();
+    benchmark::DoNotOptimize(s.sweep());
+  }
+  std::filesystem::remove_all(dir);
+}
+BENCHMARK(BM_Embedded_Sweep500Expired)->Unit(benchmark::kMicrosecond)->Iterations(200);
 
 // The coroutine interface: co_spawn + co_await of the inline op, batches of 1000 on an io_context.
 void BM_Embedded_Rate_Coroutine(benchmark::State& st) {

@@ -50,12 +50,12 @@ TEST_F(LmdbTest, CoroutineInterface) {
 
 TEST_F(LmdbTest, TtlRunsFromCreation) {
   LmdbStore s(opts());
-  EXPECT_EQ(s.incr_now("t", 1, 300ms).value, 1);
-  std::this_thread::sleep_for(150ms);
-  EXPECT_EQ(s.incr_now("t", 1, 300ms).value, 2);  // does not extend the TTL
-  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(s.incr_now("t", 1, 1000ms).value, 1);
+  std::this_thread::sleep_for(600ms);
+  EXPECT_EQ(s.incr_now("t", 1, 1000ms).value, 2);  // does not extend the TTL
+  std::this_thread::sleep_for(500ms);               // 1.1 s after creation, 0.5 s after the last incr
   EXPECT_FALSE(s.get_now("t").value.has_value());
-  EXPECT_EQ(s.incr_now("t", 1, 300ms).value, 1);  // starts over
+  EXPECT_EQ(s.incr_now("t", 1, 1000ms).value, 1);  // starts over
 }
 
 TEST_F(LmdbTest, SetIfAbsentAfterExpiry) {
@@ -68,7 +68,9 @@ TEST_F(LmdbTest, SetIfAbsentAfterExpiry) {
 }
 
 TEST_F(LmdbTest, SweepDeletesOnlyExpired) {
-  LmdbStore s(opts());
+  auto o = opts();
+  o.sweep_interval = 1h;  // only the explicit sweep below
+  LmdbStore s(o);
   for (int i = 0; i < 5000; ++i) s.set_now("k" + std::to_string(i), "v", i % 2 ? 50ms : 0ms, false);
   EXPECT_EQ(s.entries(), 5000u);
   std::this_thread::sleep_for(100ms);
@@ -108,7 +110,7 @@ TEST_F(LmdbTest, FullMapFailsWithOkFalseAndRecoversAfterExpiry) {
   std::string error;
   int i = 0;
   for (; i < 5000 && !failed; ++i) {
-    auto r = s.set_now("big" + std::to_string(i), big, 200ms, false);
+    auto r = s.set_now("big" + std::to_string(i), big, 1000ms, false);
     if (!r.ok) {
       failed = true;
       error = r.error;
@@ -116,7 +118,7 @@ TEST_F(LmdbTest, FullMapFailsWithOkFalseAndRecoversAfterExpiry) {
   }
   ASSERT_TRUE(failed);
   EXPECT_NE(error.find("store.max_size"), std::string::npos) << error;
-  std::this_thread::sleep_for(250ms);
+  std::this_thread::sleep_for(1100ms);
   // A write on a full map sweeps expired entries first, then succeeds.
   auto r = s.set_now("after", big, 0ms, false);
   EXPECT_TRUE(r.ok) << r.error;
@@ -176,12 +178,12 @@ TEST_F(LmdbTest, GcraAllowsLimitThenRefusesWithRetryAfter) {
 
 TEST_F(LmdbTest, GcraRefills) {
   LmdbStore s(opts());
-  EXPECT_TRUE(s.rate_now("q", 2, 400ms, 1).value.allowed);
-  EXPECT_TRUE(s.rate_now("q", 2, 400ms, 1).value.allowed);
-  EXPECT_FALSE(s.rate_now("q", 2, 400ms, 1).value.allowed);
-  std::this_thread::sleep_for(220ms);  // one event every 200 ms
-  EXPECT_TRUE(s.rate_now("q", 2, 400ms, 1).value.allowed);
-  EXPECT_FALSE(s.rate_now("q", 2, 400ms, 1).value.allowed);
+  EXPECT_TRUE(s.rate_now("q", 2, 2000ms, 1).value.allowed);
+  EXPECT_TRUE(s.rate_now("q", 2, 2000ms, 1).value.allowed);
+  EXPECT_FALSE(s.rate_now("q", 2, 2000ms, 1).value.allowed);
+  std::this_thread::sleep_for(1050ms);  // one event every second
+  EXPECT_TRUE(s.rate_now("q", 2, 2000ms, 1).value.allowed);
+  EXPECT_FALSE(s.rate_now("q", 2, 2000ms, 1).value.allowed);
 }
 
 TEST_F(LmdbTest, GcraConcurrentExactlyLimit) {
