@@ -7,7 +7,7 @@ import time
 import pytest
 
 from gwtest import Gateway
-from edgetest import (TlsClient, b64, crypt_hash, gateway_config, greet, make_cert, plain, start_gateway,
+from edgetest import (b64, crypt_hash, gateway_config, greet, make_cert, plain, start_gateway,
                       transaction, wait_log)
 
 PASSWORDS = {"alice": "alice-pw", "bob": "bob pw with spaces", "carol": "c4rol!"}

@@ -3,7 +3,7 @@ import re
 import time
 
 from gwtest import Client, open_session, send_message
-from edgetest import gateway_config, start_gateway, transaction
+from edgetest import gateway_config, start_gateway
 
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="[^"\\\n]*"(,[a-zA-Z_][a-zA-Z0-9_]*="[^"\\\n]*")*\})? '
                     r'(-?[0-9.eE+]+|\+Inf|NaN)$')

@@ -6,13 +6,11 @@ import os
 import shutil
 import signal
 import socket
-import ssl
 import subprocess
-import time
 
 import pytest
 
-from edgetest import (TlsClient, client_context, gateway_config, greet, make_cert, start_gateway, transaction,
+from edgetest import (TlsClient, gateway_config, greet, make_cert, start_gateway, transaction,
                       wait_log)
 
 
