@@ -22,12 +22,20 @@ class Load:
         self.tempfails = 0
         self.lock = threading.Lock()
 
+    pause = 0.0  # seconds between one session's messages
+    proxy_ip = None  # present the clients with the PROXY protocol
+
+    def sender(self, sid, i):
+        return "alice@sender.test"
+
     def run_one(self, sid):
         for i in range(self.per):
+            time.sleep(self.pause)
             mid = "m-%d-%d" % (sid, i)
             for attempt in range(self.retries):
                 try:
-                    code, _ = send_message(self.port, body="Message-ID: <%s>\r\nSubject: %s\r\n\r\nbody\r\n" % (mid, mid))
+                    code, _ = send_message(self.port, sender=self.sender(sid, i), proxy_ip=self.proxy_ip,
+                                           body="Message-ID: <%s>\r\nSubject: %s\r\n\r\nbody\r\n" % (mid, mid))
                 except (OSError, EOFError, AssertionError):
                     code = 0
                 if code == 250:

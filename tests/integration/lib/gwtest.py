@@ -261,6 +261,7 @@ drain_timeout = "{drain_timeout}"
 
 [[listener]]
 address = "127.0.0.1:{port}"
+proxy_protocol = {proxy_protocol}
 
 [upstream]
 servers = [{upstreams}]
@@ -283,7 +284,7 @@ class Gateway:
         self.port = port or free_port()
         self.metrics_port = free_port()
         self.binary = os.path.join(BUILD, binary)
-        values = dict(command_timeout="30s", data_timeout="60s", max_message_size=26214400, max_recipients=100,
+        values = dict(proxy_protocol="false", command_timeout="30s", data_timeout="60s", max_message_size=26214400, max_recipients=100,
                       max_connections=1000, threads=2, drain_timeout="10s", upstream_timeout="10s")
         values.update(settings)
         values.update(port=self.port, metrics_port=self.metrics_port,
@@ -429,8 +430,10 @@ class Client:
             pass
 
 
-def open_session(port, helo="client.test"):
+def open_session(port, helo="client.test", proxy_ip=None):
     c = Client(port)
+    if proxy_ip:  # a proxy_protocol listener: present the client as proxy_ip
+        c.send("PROXY TCP4 %s 127.0.0.1 40000 25\r\n" % proxy_ip)
     code, _ = c.reply()
     assert code == 220
     code, lines = c.cmd("EHLO " + helo)
@@ -438,9 +441,10 @@ def open_session(port, helo="client.test"):
     return c
 
 
-def send_message(port, sender="alice@sender.test", rcpts=("bob@example.test",), body=b"Subject: t\r\n\r\nhello\r\n"):
+def send_message(port, sender="alice@sender.test", rcpts=("bob@example.test",), body=b"Subject: t\r\n\r\nhello\r\n",
+                 proxy_ip=None):
     """One transaction over a fresh connection; returns the final reply code and text."""
-    c = open_session(port)
+    c = open_session(port, proxy_ip=proxy_ip)
     try:
         code, lines = c.cmd("MAIL FROM:<%s>" % sender)
         if code != 250:
