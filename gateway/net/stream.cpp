@@ -26,18 +26,18 @@ void Stream::consume(std::size_t n) {
   if (start_ == end_) start_ = end_ = scan_ = 0;
 }
 
-void Stream::shrink() {
-  if (start_ == end_) {
-    std::vector<char>().swap(buf_);
-    start_ = end_ = scan_ = 0;
-  }
-}
-
 asio::awaitable<error_code> Stream::fill(std::size_t max_buffer) {
-  // An idle plaintext connection holds no buffer: wait until there is something to read first.
-  if (!tls_ && buf_.empty()) {
-    auto [wec] = co_await socket_.async_wait(tcp::socket::wait_read, use_tuple);
-    if (wec) co_return wec;
+  // An idle plaintext connection holds no buffer: when nothing is waiting to be read, give the
+  // buffer back and wait for readability first. (A flooding client always has bytes waiting, so it
+  // keeps its buffer and costs no allocation per read.)
+  if (!tls_ && start_ == end_) {
+    error_code aec;
+    if (socket_.available(aec) == 0 && !aec) {
+      std::vector<char>().swap(buf_);
+      start_ = end_ = scan_ = 0;
+      auto [wec] = co_await socket_.async_wait(tcp::socket::wait_read, use_tuple);
+      if (wec) co_return wec;
+    }
   }
   // Make room: move the unconsumed tail to the front, then grow if still short of a useful read.
   if (start_ > 0) {

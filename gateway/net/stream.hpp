@@ -53,8 +53,6 @@ class Stream {
 
   void cancel();
   void close();
-  // Drop the buffer's memory while idle (a long-lived idle connection keeps none).
-  void shrink();
 
  private:
   tcp::socket socket_;

@@ -142,7 +142,6 @@ asio::awaitable<bool> Session::read_command(std::string& line, bool& too_long) {
       co_return false;
     }
     idle_ = phase_ != Phase::mail;
-    if (idle_) stream_.shrink();
     auto ec = co_await stream_.fill(kMaxCommandBuffer);
     idle_ = false;
     if (ec) {

@@ -40,7 +40,7 @@ def test_pass_headers_and_rdns(tmp_path, sink):
         assert len(ar) == 1 and ar[0].startswith("gw.test;") and "spf=pass smtp.mailfrom=alice@sender.test" in ar[0]
         assert "(client.sender.test [192.0.2.10])" in m.header("Received")[0]
         assert gw.metric('smtpgw_spf_results_total{result="pass"}') == 1
-        assert gw.metric('smtpgw_dns_lookups_total{source="network"}') == 2  # PTR of the client, TXT
+        assert gw.metric('smtpgw_dns_lookups_total{source="network"}') == 2, gw.metrics()  # PTR of the client, TXT
         # a second message from the same client: PTR and TXT come from the cache
         assert transaction(gw.port, "192.0.2.10", "bob@sender.test", helo="mx.sender.test")[1] == 250
         assert gw.metric('smtpgw_dns_lookups_total{source="cache"}') == 2
