@@ -57,7 +57,7 @@ ListenerConfig read_listener(const Table& t) {
 }
 
 void read_upstream(const Table& t, UpstreamConfig& u) {
-  t.allow_only({"servers", "tls", "xclient", "connect_timeout", "command_timeout", "data_timeout", "helo"});
+  t.allow_only({"servers", "tls", "xclient", "connect_timeout", "command_timeout", "data_timeout", "helo", "connect_at"});
   auto servers = t.strings("servers");
   if (!servers || servers->empty()) t.fail("servers", "at least one upstream server is required");
   for (auto& s : *servers) u.servers.push_back(endpoint(t, "servers", s));
@@ -68,6 +68,7 @@ void read_upstream(const Table& t, UpstreamConfig& u) {
   if (auto v = t.duration("command_timeout")) u.command_timeout = *v;
   if (auto v = t.duration("data_timeout")) u.data_timeout = *v;
   if (auto v = t.string("helo")) u.helo = *v;
+  if (auto v = t.choice("connect_at", {"ehlo", "mail"})) u.connect_at_ehlo = *v == "ehlo";
 }
 
 std::vector<Network> networks(const Table& t, std::string_view key) {

@@ -56,6 +56,7 @@ struct UpstreamConfig {
   Duration command_timeout = std::chrono::minutes(5);  // each reply but the one after the message
   Duration data_timeout = std::chrono::minutes(10);    // the reply after the message
   std::string helo;                                    // name we give in EHLO; default server.hostname
+  bool connect_at_ehlo = true;                         // connect_at = "ehlo" (default) | "mail"
 };
 
 struct DnsConfig {

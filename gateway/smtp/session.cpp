@@ -405,10 +405,10 @@ void Session::ensure_upstream() {
 }
 
 // Opening the upstream connection (connect, greeting, EHLO) while the client is still between
-// EHLO and MAIL hides three upstream round trips. Not with XCLIENT (it carries the client's HELO and
+// EHLO and MAIL hides three upstream round trips (upstream.connect_at = "ehlo"). Not with XCLIENT (it carries the client's HELO and
 // LOGIN, known only later) nor before AUTH on listeners that require it.
 void Session::open_upstream_early() {
-  if (cfg_.upstream.xclient || listener_.require_auth || upstream_opening_) return;
+  if (!cfg_.upstream.connect_at_ehlo || cfg_.upstream.xclient || listener_.require_auth || upstream_opening_) return;
   ensure_upstream();
   if (upstream_->connected()) return;
   upstream_opening_ = true;

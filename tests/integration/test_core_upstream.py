@@ -220,3 +220,36 @@ def test_several_transactions_one_session(sink, gateway_factory):
     assert sink.wait_count(3)
     assert [m.mail_from for m in sink.messages] == ["a0@sender.test", "a1@sender.test", "a2@sender.test"]
     assert sink.connections == 1
+
+
+def test_connect_at_ehlo_or_mail(sink, gateway_factory):
+    early = gateway_factory(None, upstream_ports=[sink.port])
+    c = open_session(early.port)
+    assert sink.wait_count(0) and _wait(lambda: sink.connections == 1), "connect_at = ehlo opens at EHLO"
+    c.close()
+    late_sink = RecordingSink()
+    late_sink.start()
+    try:
+        late = gateway_factory(None, upstream_ports=[late_sink.port])
+        # connect_at lives in [upstream]: rewrite this gateway's config and restart it
+        late.stop()
+        text = open(late.config_path).read().replace("[upstream]\n", '[upstream]\nconnect_at = "mail"\n', 1)
+        open(late.config_path, "w").write(text)
+        late.start()
+        c = open_session(late.port)
+        time.sleep(0.5)
+        assert late_sink.connections == 0, "connect_at = mail: nothing upstream before MAIL"
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert late_sink.connections == 1
+        c.close()
+    finally:
+        late_sink.stop()
+
+
+def _wait(cond, timeout=5):
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return cond()
