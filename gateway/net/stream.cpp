@@ -14,6 +14,13 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kMinRead = 4096;
 }  // namespace
 
+void RawBuffer::resize(std::size_t n) {
+  std::unique_ptr<char[]> q(new char[n]);
+  if (n_) std::memcpy(q.get(), p_.get(), std::min(n_, n));
+  p_ = std::move(q);
+  n_ = n;
+}
+
 Stream::Stream(tcp::socket socket) : socket_(std::move(socket)) {}
 Stream::~Stream() = default;
 
@@ -33,7 +40,7 @@ asio::awaitable<error_code> Stream::fill(std::size_t max_buffer) {
   if (!tls_ && start_ == end_) {
     error_code aec;
     if (socket_.available(aec) == 0 && !aec) {
-      std::vector<char>().swap(buf_);
+      buf_.clear();
       start_ = end_ = scan_ = 0;
       auto [wec] = co_await socket_.async_wait(tcp::socket::wait_read, use_tuple);
       if (wec) co_return wec;
@@ -136,7 +143,7 @@ asio::awaitable<error_code> Stream::handshake_server(asio::ssl::context& ctx) {
   if (end_ > start_) {
     // Bytes read together with a PROXY header (HAProxy sends it and the ClientHello in one packet)
     // are the start of the handshake: hand them to TLS instead of waiting for them on the socket.
-    std::vector<char> early(buf_.begin() + static_cast<std::ptrdiff_t>(start_), buf_.begin() + static_cast<std::ptrdiff_t>(end_));
+    std::vector<char> early(buf_.data() + start_, buf_.data() + end_);
     start_ = end_ = scan_ = 0;
     auto [ec, used] = co_await tls_->async_handshake(asio::ssl::stream_base::server, asio::buffer(early), use_tuple);
     co_return ec;

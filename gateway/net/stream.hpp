@@ -16,6 +16,25 @@
 
 namespace gw::net {
 
+// A byte buffer that, unlike std::vector<char>, does not zero what it allocates: the input buffer
+// is filled by the socket anyway, and zeroing it was a visible cost per connection.
+class RawBuffer {
+ public:
+  char* data() { return p_.get(); }
+  const char* data() const { return p_.get(); }
+  std::size_t size() const { return n_; }
+  bool empty() const { return n_ == 0; }
+  void clear() {
+    p_.reset();
+    n_ = 0;
+  }
+  void resize(std::size_t n);  // keeps the first min(size(), n) bytes
+
+ private:
+  std::unique_ptr<char[]> p_;
+  std::size_t n_ = 0;
+};
+
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
@@ -57,7 +76,7 @@ class Stream {
  private:
   tcp::socket socket_;
   std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;
-  std::vector<char> buf_;
+  RawBuffer buf_;
   std::size_t start_ = 0;
   std::size_t end_ = 0;
   std::size_t scan_ = 0;  // bytes from start_ already known to hold no LF

@@ -4,7 +4,6 @@ import time
 
 from gwtest import Client
 
-LISTENER_PROXY = "proxy_protocol = true\n"
 
 
 def config(plugin_body):
@@ -18,21 +17,7 @@ path = "var/state"
 
 
 def start(gateway_factory, sink, pipeline, body):
-    gw = gateway_factory(config(body), pipeline=pipeline, upstream_ports=[sink.port])
-    # Gateway's listener has no proxy_protocol: rewrite its config to add it, and restart.
-    gw.stop()
-    with open(gw.config_path) as f:
-        text = f.read()
-    text = text.replace('[[listener]]\naddress = "127.0.0.1:%d"\n' % gw.port,
-                        '[[listener]]\naddress = "127.0.0.1:%d"\n%s' % (gw.port, LISTENER_PROXY))
-    with open(gw.config_path, "w") as f:
-        f.write(text)
-    gw.start(wait=False)
-    time.sleep(0.3)
-    deadline = time.time() + 10
-    while "started" not in gw.log() and time.time() < deadline:
-        time.sleep(0.05)
-    return gw
+    return gateway_factory(config(body), pipeline=pipeline, upstream_ports=[sink.port], proxy_protocol="true")
 
 
 def message_from(port, src, sender="alice@sender.test", rcpt="bob@example.test"):
