@@ -1,4 +1,5 @@
 // The Lua host without sockets: verdicts, bounds, sandbox, store yields (with an in-memory store).
+#include <unistd.h>
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -68,7 +69,8 @@ class MemStore : public store::Store {
 };
 
 std::string write_script(const std::string& name, const std::string& text) {
-  auto dir = std::filesystem::temp_directory_path() / "gw_lua_test";
+  // one folder per test process: CTest runs the tests of this file in parallel processes
+  auto dir = std::filesystem::temp_directory_path() / ("gw_lua_test_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   auto path = (dir / name).string();
   std::ofstream(path) << text;

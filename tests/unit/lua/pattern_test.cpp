@@ -1,5 +1,6 @@
 // The sandbox's step-counted string.find/match/gmatch/gsub give the same results and errors as the
 // standard library, and a backtracking pattern over a large subject is bounded by max_instructions.
+#include <unistd.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -118,7 +119,8 @@ std::vector<std::string> stock_results() {
 }
 
 std::string script(const std::string& name, const std::string& text) {
-  auto path = (std::filesystem::temp_directory_path() / name).string();
+  // per test process: CTest runs these tests in parallel processes
+  auto path = (std::filesystem::temp_directory_path() / (std::to_string(::getpid()) + "-" + name)).string();
   std::ofstream(path) << text;
   return path;
 }
