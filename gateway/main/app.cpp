@@ -1,5 +1,7 @@
 #include "gateway/main/app.hpp"
 
+#include <cstdlib>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -126,6 +128,12 @@ int App::run() {
   for (auto& c : contexts_) c->stop();
   for (auto& t : threads_) t.join();
   threads_.clear();
+  if (server_.live() > 0) {
+    // drain_timeout passed with sessions still waiting (e.g. on DNS): they are abandoned on purpose,
+    // so exit without unwinding them (their coroutines may wait on services being torn down).
+    log::info("stopped", {{"sessions_abandoned", server_.live()}});
+    std::_Exit(0);
+  }
   log::info("stopped", {});
   return 0;
 }
