@@ -1,5 +1,6 @@
 #include "gateway/core/message.hpp"
 
+#include <algorithm>
 #include <cctype>
 
 namespace gw {
@@ -101,6 +102,58 @@ std::string_view Message::body() const { return std::string_view(data_).substr(b
 void Message::remove_field(size_t index) {
   parse();
   if (index < fields_.size()) fields_[index].removed = true;
+}
+
+void Message::rebuild(size_t at, std::string_view insert, std::string_view body) {
+  parse();
+  std::string out;
+  out.reserve(data_.size() + insert.size() + 2);
+  for (size_t i = 0; i <= fields_.size(); ++i) {
+    if (i == at) out += insert;
+    if (i < fields_.size() && !fields_[i].removed) out += field_raw(fields_[i]);
+  }
+  out += "\r\n";
+  out += body;
+  data_ = std::move(out);
+  parsed_ = false;
+}
+
+namespace {
+std::string field_text(std::string_view name, std::string_view value) {
+  std::string f;
+  f.reserve(name.size() + value.size() + 4);
+  f += name;
+  f += ": ";
+  f += value;
+  f += "\r\n";
+  return f;
+}
+}  // namespace
+
+void Message::insert_field(size_t index, std::string_view name, std::string_view value) {
+  parse();
+  std::string body(this->body());
+  rebuild(std::min(index, fields_.size()), field_text(name, value), body);
+}
+
+void Message::append_field(std::string_view name, std::string_view value) {
+  parse();
+  std::string body(this->body());
+  rebuild(fields_.size(), field_text(name, value), body);
+}
+
+void Message::set_field_value(size_t index, std::string_view value) {
+  parse();
+  if (index >= fields_.size()) return;
+  std::string name(field_name(fields_[index]));
+  fields_[index].removed = true;
+  std::string body(this->body());
+  rebuild(index, field_text(name, value), body);
+}
+
+void Message::replace_body(std::string_view body) {
+  std::string copy(body);
+  rebuild(static_cast<size_t>(-1), {}, copy);
 }
 
 }  // namespace gw

@@ -34,8 +34,18 @@ class Message {
   std::string_view body() const;
   void remove_field(size_t index);
 
+  // Edits for filters (milter, rspamd, Lua): each rebuilds the buffer once, dropping removed fields,
+  // so indices taken from fields() before an edit are stale after it. `value` is written after
+  // "Name: " as given (folds must already be CRLF WSP). `index` counts the fields() list.
+  void insert_field(size_t index, std::string_view name, std::string_view value);  // 0 = above the first
+  void append_field(std::string_view name, std::string_view value);                // after the last
+  void set_field_value(size_t index, std::string_view value);
+  void replace_body(std::string_view body);  // CRLF line ends
+
  private:
   void parse() const;
+  // Rebuilds data_ from the kept fields, `insert` placed before field `at`, and `body`.
+  void rebuild(size_t at, std::string_view insert, std::string_view body);
   std::string data_;
   mutable bool parsed_ = false;
   mutable std::vector<HeaderField> fields_;

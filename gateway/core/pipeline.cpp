@@ -1,5 +1,6 @@
 #include "gateway/core/pipeline.hpp"
 
+#include "gateway/observe/log.hpp"
 #include "gateway/observe/metrics.hpp"
 
 namespace gw {
@@ -16,7 +17,7 @@ std::shared_ptr<Pipeline> Pipeline::build(const config::Config& config, Services
     const PluginFactory* factory = PluginRegistry::find(name);
     if (!factory) config.root.fail("pipeline", "unknown plugin \"" + name + "\" (known: " + list() + ")");
     config::Table table = config.plugin_table(name);
-    PluginEnv env{config, table, services};
+    PluginEnv env{config, name, table, services};
     auto plugin = (*factory)(env);
     unsigned st = plugin->stages();
     p->stages_ |= st;
@@ -46,6 +47,8 @@ Task<Verdict> Pipeline::run(Stage stage, Transaction& tx, std::string_view arg) 
       case Stage::mail: v = co_await e.plugin->on_mail(tx); break;
       case Stage::rcpt: v = co_await e.plugin->on_rcpt(tx, std::string(arg)); break;
       case Stage::data: v = co_await e.plugin->on_data(tx); break;
+      case Stage::reset:
+      case Stage::disconnect: co_return Verdict::next();  // notifications: see notify()
     }
     if (v.kind != Verdict::Kind::proceed) {
       tx.verdicts.emplace_back(e.name, std::string(stage_name(stage)) + ":" + v.kind_name());
@@ -56,6 +59,23 @@ Task<Verdict> Pipeline::run(Stage stage, Transaction& tx, std::string_view arg) 
     if (v.stops()) co_return v;
   }
   co_return Verdict::next();
+}
+
+Task<void> Pipeline::notify(Stage stage, Transaction& tx) const {
+  const unsigned bit = static_cast<unsigned>(stage);
+  if (!(stages_ & bit)) co_return;
+  for (auto& e : plugins_) {
+    if (!(e.stages & bit)) continue;
+    std::string error;
+    try {
+      if (stage == Stage::reset) co_await e.plugin->on_reset(tx);
+      else if (stage == Stage::disconnect) co_await e.plugin->on_disconnect(tx);
+    } catch (const std::exception& ex) {
+      error = ex.what();
+    }
+    if (!error.empty())
+      log::warn("plugin_error", {{"session", tx.conn.id}, {"plugin", e.name}, {"stage", stage_name(stage)}, {"error", error}});
+  }
 }
 
 }  // namespace gw

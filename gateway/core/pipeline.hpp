@@ -18,6 +18,9 @@ class Pipeline {
   // Runs `stage` through the plugins in order until one stops it. Records each verdict other than
   // "continue" in tx.verdicts. `arg` is the HELO name or the recipient for those stages.
   Task<Verdict> run(Stage stage, Transaction& tx, std::string_view arg = {}) const;
+  // Tells every plugin hooking `stage` (Stage::reset or Stage::disconnect), in order; an exception
+  // from one is logged and the others still hear it.
+  Task<void> notify(Stage stage, Transaction& tx) const;
 
   bool empty() const { return plugins_.empty(); }
   // Whether any plugin hooks `stage`: callers skip run() (and its coroutine frame) when none does.

@@ -12,6 +12,8 @@ const char* stage_name(Stage s) {
     case Stage::mail: return "mail";
     case Stage::rcpt: return "rcpt";
     case Stage::data: return "data";
+    case Stage::reset: return "reset";
+    case Stage::disconnect: return "disconnect";
   }
   return "?";
 }
@@ -21,6 +23,8 @@ Task<Verdict> Plugin::on_helo(Transaction&, std::string_view) { co_return Verdic
 Task<Verdict> Plugin::on_mail(Transaction&) { co_return Verdict::next(); }
 Task<Verdict> Plugin::on_rcpt(Transaction&, const std::string&) { co_return Verdict::next(); }
 Task<Verdict> Plugin::on_data(Transaction&) { co_return Verdict::next(); }
+Task<void> Plugin::on_reset(Transaction&) { co_return; }
+Task<void> Plugin::on_disconnect(Transaction&) { co_return; }
 
 namespace {
 std::map<std::string, PluginFactory>& registry() {
@@ -36,6 +40,11 @@ bool PluginRegistry::add(const std::string& name, PluginFactory factory) {
 
 const PluginFactory* PluginRegistry::find(const std::string& name) {
   auto it = registry().find(name);
+  // "kind:instance" names a further instance of plugin "kind" (e.g. "lua:allow"), when it allows that.
+  if (it == registry().end()) {
+    auto colon = name.find(':');
+    if (colon != std::string::npos && colon > 0) it = registry().find(name.substr(0, colon));
+  }
   return it == registry().end() ? nullptr : &it->second;
 }
 

@@ -28,7 +28,9 @@ struct Services {
   std::shared_ptr<store::Store> store;
 };
 
-enum class Stage : unsigned { connect = 1, helo = 2, mail = 4, rcpt = 8, data = 16 };
+// connect..data run as a pipeline that a verdict can stop. reset and disconnect are notifications:
+// every plugin that hooks them hears them, in pipeline order, and cannot answer the client.
+enum class Stage : unsigned { connect = 1, helo = 2, mail = 4, rcpt = 8, data = 16, reset = 32, disconnect = 64 };
 constexpr unsigned operator|(Stage a, Stage b) { return static_cast<unsigned>(a) | static_cast<unsigned>(b); }
 constexpr unsigned operator|(unsigned a, Stage b) { return a | static_cast<unsigned>(b); }
 const char* stage_name(Stage s);
@@ -47,10 +49,16 @@ class Plugin {
   virtual Task<Verdict> on_mail(Transaction& tx);                              // tx.sender is set
   virtual Task<Verdict> on_rcpt(Transaction& tx, const std::string& recipient);  // not yet in tx.recipients
   virtual Task<Verdict> on_data(Transaction& tx);                              // tx.message is complete
+  // The transaction in tx ends (delivered, refused, RSET, aborted); tx still holds it. Runs before
+  // tx.reset(), for every transaction that got as far as MAIL.
+  virtual Task<void> on_reset(Transaction& tx);
+  // Once, when the client session ends (QUIT, timeout, lost client, refused connection).
+  virtual Task<void> on_disconnect(Transaction& tx);
 };
 
 struct PluginEnv {
   const config::Config& config;
+  const std::string& name;     // the pipeline entry, e.g. "lua" or "lua:allow" (instance of "lua")
   const config::Table& table;  // [plugins.NAME]; may be absent
   Services& services;
 };

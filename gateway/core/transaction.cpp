@@ -30,6 +30,9 @@ void Transaction::reset() {
   auth_results.clear();
   spf.reset();
   dkim.clear();
+  dmarc.reset();
+  dnsbl.reset();
+  rspamd.reset();
   facts.clear();
   verdicts.clear();
 }

@@ -4,8 +4,10 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/asio/ip/address.hpp>
@@ -37,6 +39,15 @@ struct Connection {
   std::optional<std::string> auth_user;
   bool trusted = false;             // client in [trusted] networks
   bool outbound() const { return trusted || auth_user.has_value(); }
+
+  // State a plugin keeps for the whole session (a milter connection, DNSBL lookups started at
+  // connect, Lua's tx.session_data), keyed by its pipeline entry name; freed when the session ends.
+  std::map<std::string, std::shared_ptr<void>, std::less<>> plugin_state;
+  template <typename T>
+  std::shared_ptr<T> state(std::string_view key) const {
+    auto it = plugin_state.find(key);
+    return it == plugin_state.end() ? nullptr : std::static_pointer_cast<T>(it->second);
+  }
 };
 
 struct SpfFact {
@@ -51,6 +62,32 @@ struct DkimFact {
   std::string selector;
   std::string result;
   std::string b;  // first 8 characters of the b= tag
+};
+
+// RFC 7489 outcome, in the words of Authentication-Results (SPEC "dmarc").
+struct DmarcFact {
+  std::string result;       // pass fail none temperror permerror
+  std::string domain;       // RFC5322.From domain
+  std::string policy;       // none quarantine reject (the p= or sp= that applied, before pct)
+  std::string disposition;  // none quarantine reject (what was done)
+};
+
+struct DnsblHit {
+  std::string zone;
+  int weight = 0;
+  std::string code;  // the A answer that counted, e.g. "127.0.0.2"
+};
+
+struct DnsblFact {
+  int score = 0;
+  std::vector<DnsblHit> hits;
+};
+
+struct RspamdFact {
+  std::string action;  // "no action", "add header", "rewrite subject", "greylist", "soft reject", "reject"
+  double score = 0;
+  double required_score = 0;
+  std::vector<std::pair<std::string, double>> symbols;
 };
 
 struct Header {
@@ -78,6 +115,9 @@ struct Transaction {
   std::vector<std::string> auth_results;       // "spf=pass smtp.mailfrom=x" parts of the one A-R header
   std::optional<SpfFact> spf;
   std::vector<DkimFact> dkim;
+  std::optional<DmarcFact> dmarc;
+  std::optional<DnsblFact> dnsbl;    // kept for the session by the dnsbl plugin, set again each stage
+  std::optional<RspamdFact> rspamd;
   std::map<std::string, std::string> facts;    // free-form facts plugins leave for each other
 
   // "plugin=verdict" pairs for the summary log line

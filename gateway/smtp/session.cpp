@@ -244,6 +244,7 @@ asio::awaitable<void> Session::run() {
   // Leaving mid-transaction (QUIT, timeout, lost client): the upstream hears RSET/QUIT, never DATA.
   if (phase_ == Phase::mail || tx_.has_sender) co_await end_transaction("aborted", "");
   deadline_.expires_after(std::chrono::seconds(10));
+  if (rt_->pipeline->has(Stage::disconnect)) co_await rt_->pipeline->notify(Stage::disconnect, tx_);
   co_await flush();
   co_await settle_upstream();
   co_await upstream_->quit();
@@ -625,6 +626,7 @@ asio::awaitable<void> Session::end_transaction(const std::string& outcome, const
   else m.tx_aborted.inc();
   if (outcome != "delivered" && upstream_) co_await upstream_->rset();
   if (log::enabled(log::Level::info)) log_transaction(outcome, upstream_reply);
+  if (rt_->pipeline->has(Stage::reset)) co_await rt_->pipeline->notify(Stage::reset, tx_);
   tx_.reset();
   rcpt_attempts_ = 0;
   if (phase_ == Phase::mail) phase_ = Phase::greeted;

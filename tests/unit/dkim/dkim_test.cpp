@@ -443,7 +443,8 @@ PluginRun run_verify(std::shared_ptr<dns::Resolver> resolver, const std::string&
   config::Table table;
   Services services;
   services.resolver = std::move(resolver);
-  PluginEnv env{cfg, table, services};
+  const std::string name = "dkim_verify";
+  PluginEnv env{cfg, name, table, services};
   const PluginFactory* f = PluginRegistry::find("dkim_verify");
   EXPECT_NE(f, nullptr);
   auto plugin = (*f)(env);

@@ -32,7 +32,7 @@ struct PluginHarness {
     auto* factory = PluginRegistry::find(name);
     if (!factory) throw std::runtime_error("no plugin " + name);
     config::Table table = cfg->plugin_table(name);
-    PluginEnv env{*cfg, table, services};
+    PluginEnv env{*cfg, name, table, services};
     plugin = (*factory)(env);
   }
   ~PluginHarness() {
