@@ -85,6 +85,7 @@ def check_exact(name, load, sink):
 
 
 def test_upstream_killed_and_restarted(sink, gateway_factory):
+    sink.record_delay = 0.002  # the 250 goes out before the record: the final check must not race it
     gw = gateway_factory(None, upstream_ports=[sink.port], upstream_timeout="5s")
     load = Load(gw.port, sessions=50, per=8)
     load.start()

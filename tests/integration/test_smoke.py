@@ -13,3 +13,15 @@ def test_message_reaches_upstream_with_received(sink, gateway_factory):
     received = msg.header("Received")
     assert received and "by gw.test (smtp-gateway)" in received[0]
     assert msg.body == b"hello\r\n"
+
+
+def test_sink_never_shows_an_acknowledged_message_late(sink, gateway_factory):
+    """The 250 reaches the client before the sink records the message (record_delay widens that
+    window to 300 ms); a read of `sink.messages` right after the 250, without waiting, must still see
+    it, because the snapshot is taken under the lock that covers the 250 and the record together."""
+    sink.record_delay = 0.3
+    gw = gateway_factory(None, upstream_ports=[sink.port])
+    for i in range(3):
+        code, lines = send_message(gw.port, body=b"Subject: n%d\r\n\r\nhello\r\n" % i)
+        assert code == 250, lines
+        assert len(sink.messages) == i + 1  # no wait_count: this is the race being tested

@@ -125,8 +125,7 @@ class _TlsFiles:
     def readline(self, n=-1):
         line = self.r.readline(n)
         if line.rstrip(b"\r\n").upper() == b"STARTTLS" and not self.tls and self.sink.offer_starttls:
-            with self.sink.lock:
-                self.sink.commands.append("STARTTLS")
+            self.sink.note_command("STARTTLS")
             self.w.write(b"220 2.0.0 Ready to start TLS\r\n")
             self.w.flush()
             if self.sink.break_tls:  # says yes, then no handshake: garbage and close

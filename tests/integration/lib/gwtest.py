@@ -79,13 +79,19 @@ class RecordingSink:
       data_delay -> seconds to wait before the final reply
       greeting -> greeting line
       ehlo_lines -> capability lines after the first
+      record_delay -> seconds between writing the final 250 and recording the message (a test knob
+                      that widens the window in which a reader could see the 250 but not the message)
+
+    Read what it got only through `messages` and `commands`: each returns a copy taken under the
+    lock that also covers "send 250, record the message", so a reader never sees one without the other.
     """
 
-    def __init__(self, port=None):
+    def __init__(self, port=None, record_delay=0.0):
         self.port = port or free_port()
-        self.messages = []
+        self._messages = []
         self.connections = 0
-        self.commands = []
+        self._commands = []
+        self.record_delay = record_delay
         self.lock = threading.Lock()
         self.mail_reply = lambda addr: None
         self.rcpt_reply = lambda addr: None
@@ -98,6 +104,20 @@ class RecordingSink:
         self.server = None
         self.active = set()
         self.killed = False
+
+    @property
+    def messages(self):
+        with self.lock:
+            return list(self._messages)
+
+    @property
+    def commands(self):
+        with self.lock:
+            return list(self._commands)
+
+    def note_command(self, cmd):
+        with self.lock:
+            self._commands.append(cmd)
 
     def kill(self):
         """Like kill -9 of an MTA: stop listening and cut every open connection at once. A message
@@ -148,7 +168,7 @@ class RecordingSink:
 
     def count(self):
         with self.lock:
-            return len(self.messages)
+            return len(self._messages)
 
     def wait_count(self, n, timeout=10):
         end = time.time() + timeout
@@ -174,7 +194,7 @@ class RecordingSink:
                 return
             cmd = line.rstrip(b"\r\n").decode("utf-8", "replace")
             with self.lock:
-                self.commands.append(cmd)
+                self._commands.append(cmd)
             verb = cmd.split(" ", 1)[0].upper()
             if verb in ("EHLO", "HELO"):
                 helo = cmd.split(" ", 1)[1] if " " in cmd else ""
@@ -234,8 +254,10 @@ class RecordingSink:
                     with self.lock:
                         if self.killed:
                             return
-                        send("250 2.0.0 Ok: queued as SINK%d" % (len(self.messages) + 1))
-                        self.messages.append(msg)
+                        send("250 2.0.0 Ok: queued as SINK%d" % (len(self._messages) + 1))
+                        if self.record_delay:
+                            time.sleep(self.record_delay)
+                        self._messages.append(msg)
                 mail_from = None
                 rcpts = []
             elif verb == "RSET":
