@@ -24,7 +24,7 @@ using tcp = asio::ip::tcp;
 using net::Reply;
 
 namespace {
-constexpr std::size_t kMaxCommandLine = 1000;   // octets with CRLF (SPEC: longer -> 500 5.5.2)
+constexpr std::size_t kMaxCommandLine = 1000;   // octets with CRLF (RFC 5321 §4.5.3.1.4; longer -> 500 5.5.2)
 constexpr std::size_t kMaxCommandBuffer = 64 * 1024;
 constexpr std::size_t kMaxDataBuffer = 256 * 1024;
 constexpr unsigned kMaxErrors = 20;
