@@ -21,7 +21,12 @@ std::shared_ptr<Pipeline> Pipeline::build(const config::Config& config, Services
     auto plugin = (*factory)(env);
     unsigned st = plugin->stages();
     p->stages_ |= st;
-    p->plugins_.push_back(Entry{name, std::move(plugin), st});
+    Entry e{name, std::move(plugin), st, {}};
+    const char* kinds[] = {"accept", "reject", "tempfail"};
+    for (size_t i = 0; i < 3; ++i)
+      e.verdicts[i] = &observe::Metrics::instance().counter("smtpgw_plugin_verdicts_total", "Verdicts other than continue, by plugin",
+                                                            "plugin=\"" + name + "\",verdict=\"" + kinds[i] + "\"");
+    p->plugins_.push_back(std::move(e));
   }
   // A [plugins.X] table for a plugin that does not exist is a typo the admin wants to hear about.
   auto plugins = config.root.table("plugins");
@@ -52,9 +57,8 @@ Task<Verdict> Pipeline::run(Stage stage, Transaction& tx, std::string_view arg) 
     }
     if (v.kind != Verdict::Kind::proceed) {
       tx.verdicts.emplace_back(e.name, std::string(stage_name(stage)) + ":" + v.kind_name());
-      static auto& metrics = observe::Metrics::instance();
-      metrics.counter("smtpgw_plugin_verdicts_total", "Verdicts other than continue, by plugin",
-                      "plugin=\"" + e.name + "\",verdict=\"" + v.kind_name() + "\"").inc();
+      const size_t k = v.kind == Verdict::Kind::accept ? 0 : v.kind == Verdict::Kind::reject ? 1 : 2;
+      e.verdicts[k]->inc();
     }
     if (v.stops()) co_return v;
   }

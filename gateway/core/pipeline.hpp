@@ -1,11 +1,13 @@
 // The ordered plugins of one config snapshot and the one place that runs a stage through them.
 #pragma once
+#include <array>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "gateway/core/plugin.hpp"
+#include "gateway/observe/metrics.hpp"
 
 namespace gw {
 
@@ -32,6 +34,8 @@ class Pipeline {
     std::string name;
     std::unique_ptr<Plugin> plugin;
     unsigned stages;
+    // smtpgw_plugin_verdicts_total{plugin,verdict} for accept, reject, tempfail: resolved at build
+    std::array<observe::Counter*, 3> verdicts{};
   };
   std::vector<Entry> plugins_;
   unsigned stages_ = 0;

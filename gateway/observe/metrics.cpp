@@ -93,6 +93,8 @@ CoreMetrics& CoreMetrics::get() {
          &r.counter("smtpgw_replies_total", rp, R"(class="2xx")"), &r.counter("smtpgw_replies_total", rp, R"(class="3xx")"),
          &r.counter("smtpgw_replies_total", rp, R"(class="4xx")"), &r.counter("smtpgw_replies_total", rp, R"(class="5xx")")},
         r.histogram("smtpgw_upstream_latency_seconds", "Time from sending the message to the upstream's final reply"),
+        r.counter("smtpgw_tls_handshakes_total", "TLS handshakes by result", R"(result="ok")"),
+        r.counter("smtpgw_tls_handshakes_total", "TLS handshakes by result", R"(result="failed")"),
     };
   }();
   return m;

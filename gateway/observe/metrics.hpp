@@ -66,7 +66,10 @@ struct CoreMetrics {
   Counter& tx_aborted;
   std::array<Counter*, 6> replies;  // index = first digit of the code
   Histogram& upstream_latency;
+  Counter& tls_ok;      // smtpgw_tls_handshakes_total{result="ok"}
+  Counter& tls_failed;  // smtpgw_tls_handshakes_total{result="failed"}
   static CoreMetrics& get();
+  Counter& tls_handshake(bool ok) { return ok ? tls_ok : tls_failed; }
   void reply(int code) {
     int c = code / 100;
     if (c >= 1 && c <= 5) replies[static_cast<size_t>(c)]->inc();

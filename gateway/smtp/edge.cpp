@@ -14,8 +14,6 @@ namespace {
 // first connection.
 [[maybe_unused]] const bool registered = [] {
   observe::CoreMetrics::get();
-  observe::Metrics::instance().counter("smtpgw_tls_handshakes_total", "TLS handshakes by result", R"(result="ok")");
-  observe::Metrics::instance().counter("smtpgw_tls_handshakes_total", "TLS handshakes by result", R"(result="failed")");
   return true;
 }();
 
@@ -82,9 +80,7 @@ boost::asio::awaitable<bool> before_greeting(net::Stream& stream, net::Deadline&
     if (!ctx) co_return false;
     deadline.expires_after(cfg.server.command_timeout);
     auto ec = co_await stream.handshake_server(*ctx);
-    auto& counter = observe::Metrics::instance().counter("smtpgw_tls_handshakes_total", "TLS handshakes by result",
-                                                         ec ? R"(result="failed")" : R"(result="ok")");
-    counter.inc();
+    observe::CoreMetrics::get().tls_handshake(!ec).inc();
     if (ec) {
       log::warn("tls_handshake_failed", {{"client", conn.client.ip}, {"error", ec.message()}});
       co_return false;

@@ -512,11 +512,11 @@ asio::awaitable<void> Session::on_starttls() {
   auto ec = co_await stream_.handshake_server(*ctx);
   if (ec) {
     log::warn("tls_handshake_failed", {{"session", tx_.conn.id}, {"client", tx_.conn.client.ip}, {"error", ec.message()}});
-    observe::Metrics::instance().counter("smtpgw_tls_handshakes_total", "TLS handshakes by result", R"(result="failed")").inc();
+    observe::CoreMetrics::get().tls_handshake(false).inc();
     phase_ = Phase::closing;
     co_return;
   }
-  observe::Metrics::instance().counter("smtpgw_tls_handshakes_total", "TLS handshakes by result", R"(result="ok")").inc();
+  observe::CoreMetrics::get().tls_handshake(true).inc();
   tx_.conn.tls = true;
   tx_.conn.tls_version = stream_.tls_version();
   tx_.conn.tls_cipher = stream_.tls_cipher();
