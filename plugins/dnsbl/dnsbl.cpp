@@ -20,8 +20,9 @@ namespace asio = boost::asio;
 // Kept in tx.conn.plugin_state for the whole session.
 struct SessionState {
   std::shared_ptr<Batch> client;  // started at connect; null for a client not looked up
-  std::shared_ptr<Batch> domain;  // of the current transaction; null without a sender domain
+  std::shared_ptr<Batch> domain;  // of transaction domain_tx; null without a sender domain
   std::string domain_name;
+  std::string domain_tx;  // tx.id of the MAIL that started `domain`
 };
 
 class Dnsbl : public Plugin {
@@ -52,6 +53,7 @@ class Dnsbl : public Plugin {
     if (tx.conn.outbound()) co_return Verdict::next();
     auto st = state(tx);
     st->domain.reset();
+    st->domain_tx = tx.id;
     st->domain_name = s_->domain_lists.empty() ? std::string() : sender_domain(tx.sender);
     if (!st->domain_name.empty()) {
       st->domain = std::make_shared<Batch>(co_await asio::this_coro::executor, s_, tx.conn.id, "domain", st->domain_name);
@@ -67,7 +69,13 @@ class Dnsbl : public Plugin {
   Task<Verdict> on_rcpt(Transaction& tx, const std::string& rcpt) override {
     if (tx.conn.outbound()) co_return Verdict::next();
     auto st = tx.conn.state<SessionState>(key_);
-    if (!st || (!st->client && !st->domain)) co_return Verdict::next();
+    if (!st) co_return Verdict::next();
+    // An earlier plugin's accept at MAIL skips ours: a previous transaction's domain lists do not apply.
+    if (st->domain_tx != tx.id) {
+      st->domain.reset();
+      st->domain_name.clear();
+    }
+    if (!st->client && !st->domain) co_return Verdict::next();
     co_await wait_all(*st);
     co_return judge(tx, *st, "rcpt", &rcpt);
   }

@@ -260,3 +260,27 @@ def test_bad_config_is_refused(tmp_path):
                            capture_output=True, text=True, timeout=30)
         assert r.returncode != 0, body
         assert str(path) in r.stderr and word in r.stderr, (body, r.stderr)
+
+
+def test_accept_by_an_earlier_plugin_at_mail_drops_the_previous_sender_domain(tmp_path, sink, dns):
+    serve(dns, {"spam.example.dbl.test": [("A", "127.0.1.2")]})
+    script = tmp_path / "vip.lua"
+    script.write_text('function on_mail_from(tx, addr)\n  if addr == "vip@good.example" then return gateway.accept() end\nend\n')
+    body = ('[plugins.lua]\nscripts = ["%s"]\n[plugins.dnsbl]\n[[plugins.dnsbl.domain_lists]]\nzone = "dbl.test"\n'
+            % script)
+    gw = dnsbl_gateway(tmp_path, sink, dns.address, body, pipeline=("lua", "dnsbl"))
+    try:
+        c, code, _, _ = connect(gw.port, "192.0.2.75")
+        assert code == 220
+        assert c.cmd("EHLO client.test")[0] == 250
+        assert c.cmd("MAIL FROM:<x@spam.example>")[0] == 250
+        assert c.cmd("RCPT TO:<bob@example.test>")[0] == 554
+        assert c.cmd("RSET")[0] == 250
+        # lua accepts this MAIL, so dnsbl never hears of it: spam.example must not refuse its RCPT
+        assert c.cmd("MAIL FROM:<vip@good.example>")[0] == 250
+        code, lines = c.cmd("RCPT TO:<bob@example.test>")
+        assert code == 250, lines
+        c.cmd("QUIT")
+        c.close()
+    finally:
+        gw.stop()
