@@ -48,6 +48,10 @@ def test_hit_refuses_every_rcpt_and_nothing_is_forwarded(tmp_path, sink, dns):
         assert [x for x in sink.commands if x.upper().startswith("RCPT")] == ["RCPT TO:<bob@example.test>"]
         assert gw.metric('smtpgw_dnsbl_hits_total{zone="bl.test"}') == 1
         assert gw.metric('smtpgw_plugin_verdicts_total{plugin="dnsbl",verdict="reject"}') == 2
+        # the client comes back: refused again, from the resolver's cache (no second query)
+        assert transaction(gw.port, "192.0.2.10")[:2] == ("rcpt", 554)
+        assert queried(dns, "bl.test").count(client_name("192.0.2.10", "bl.test")) == 1
+        assert gw.metric('smtpgw_dnsbl_hits_total{zone="bl.test"}') == 2
         log = gw.log()
         assert "dnsbl_hit" in log and "code=127.0.0.2" in log and "dnsbl_refused" in log
     finally:

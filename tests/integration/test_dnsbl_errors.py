@@ -166,3 +166,25 @@ def test_authenticated_clients_are_never_refused(tmp_path, sink, dns, reject_at)
         assert sink.wait_count(1)
     finally:
         gw.stop()
+
+
+def test_slow_list_within_dns_timeout_still_counts(tmp_path, sink):
+    slow = DnsServer(delay=0.5).start()  # every answer comes after 0.5 s
+    slow.set(client_name("127.0.0.7", "bl.test"), [("A", "127.0.0.2")])
+    gw = dnsbl_gateway(tmp_path, sink, slow.address, config("tempfail", "connect"), dns_timeout="%gs" % (DNS_TIMEOUT + 1))
+    try:
+        c, code, lines, waited = connect(gw.port, "127.0.0.7")
+        assert code == 554 and "blocked using bl.test" in lines[0], lines
+        assert 0.45 <= waited < DNS_TIMEOUT + 1 + SLACK, waited
+        c.close()
+        c, code, lines, _ = connect(gw.port, "127.0.0.8")  # not listed: greeted once both lists answered
+        assert code == 220, lines
+        assert c.cmd("EHLO client.test")[0] == 250
+        assert c.cmd("MAIL FROM:<alice@sender.test>")[0] == 250
+        assert c.cmd("RCPT TO:<bob@example.test>")[0] == 250
+        c.cmd("QUIT")
+        c.close()
+        assert gw.metric('smtpgw_dnsbl_errors_total{zone="bl.test"}') == 0
+    finally:
+        gw.stop()
+        slow.stop()
