@@ -89,11 +89,11 @@ def test_connect_mode_holds_the_greeting_at_most_dns_timeout(tmp_path, sink, dns
         gw.stop()
 
 
-@pytest.mark.parametrize("reject_at", ["rcpt", "connect"])
-def test_nameserver_that_never_answers(tmp_path, sink, reject_at):
+@pytest.mark.parametrize("reject_at,on_error", [("rcpt", "ignore"), ("connect", "tempfail")])
+def test_nameserver_that_never_answers(tmp_path, sink, reject_at, on_error):
     dead = DeadDns()
     # 127.0.0.0/8 clients get no PTR lookup before the greeting: only the lists could hold it
-    gw = dnsbl_gateway(tmp_path, sink, dead.address, config("ignore", reject_at), dns_timeout="%gs" % DNS_TIMEOUT)
+    gw = dnsbl_gateway(tmp_path, sink, dead.address, config(on_error, reject_at), dns_timeout="%gs" % DNS_TIMEOUT)
     try:
         c, code, lines, waited = connect(gw.port, "127.0.0.5")
         assert code == 220, lines
@@ -102,7 +102,11 @@ def test_nameserver_that_never_answers(tmp_path, sink, reject_at):
         else:
             assert DNS_TIMEOUT * 0.9 <= waited < DNS_TIMEOUT + SLACK, waited  # held, at most dns.timeout
         c.close()
-        assert transaction(gw.port, "127.0.0.6")[:2] == ("done", 250)
+        stage, code, lines = transaction(gw.port, "127.0.0.6")
+        if on_error == "ignore":
+            assert (stage, code) == ("done", 250), lines
+        else:
+            assert (stage, code) == ("rcpt", 451) and lines[0].startswith("451 4.7.1 "), lines
         # the first session's lookups end in the background, after that session is gone
         assert wait_for(lambda: gw.metric('smtpgw_dnsbl_errors_total{zone="bl.test"}') == 2), gw.metrics()
     finally:
