@@ -1,10 +1,14 @@
 """The dnsbl plugin through the real binary, against the test DNS server: list hits and the reply,
 codes (single and ranges), list error answers, weights and the threshold, allow lists, IPv6 nibble
 names, refusal at RCPT or at connect, sender-domain lists, tx.dnsbl and the per-zone metrics."""
+import os
+import subprocess
+
 import pytest
 
 from dnsbltest import client_name, connect, dnsbl_gateway, queried, transaction
 from dnsserver import DnsServer
+from gwtest import BUILD
 
 
 def listed(ip, zone, *codes):
@@ -243,10 +247,6 @@ def test_domain_lists_at_mail_refused_at_rcpt(tmp_path, sink, dns):
 
 
 def test_bad_config_is_refused(tmp_path):
-    import subprocess
-
-    from gwtest import BUILD
-    import os
     cases = [('[[plugins.dnsbl.lists]]\nzone = "bl.test"\ncodes = ["10.0.0.2"]\n', "127.0.0.0/8"),
              ('[[plugins.dnsbl.lists]]\nzone = "bl.test"\ncodes = ["127.0.0.7-127.0.0.4"]\n', "ends before"),
              ('[[plugins.dnsbl.lists]]\nweight = 1\n', "zone"),
