@@ -5,6 +5,7 @@
 //   auth_user = "alice"            # at connect: tx.conn.auth_user
 //   At DATA, from the message: "X-Test-Spf: RESULT [DOMAIN]" sets tx.spf, each
 //   "X-Test-Dkim: DOMAIN SELECTOR RESULT" adds a tx.dkim entry.
+//   When tx.dnsbl is set (a dnsbl plugin before it), adds "X-Test-Dnsbl: SCORE[ ZONE=WEIGHT=CODE...]".
 #include <sstream>
 
 #include "gateway/core/plugin.hpp"
@@ -38,6 +39,11 @@ class FactsPlugin : public Plugin {
       DkimFact f;
       in >> f.domain >> f.selector >> f.result;
       tx.dkim.push_back(f);
+    }
+    if (tx.dnsbl) {
+      std::string v = std::to_string(tx.dnsbl->score);
+      for (auto& h : tx.dnsbl->hits) v += " " + h.zone + "=" + std::to_string(h.weight) + "=" + h.code;
+      tx.add_header("X-Test-Dnsbl", v);
     }
     co_return Verdict::next();
   }
