@@ -29,6 +29,7 @@ const char* kUsage = "dmarc-report [--config PATH] --out DIR";
 template <typename T>
 T run(boost::asio::io_context& io, boost::asio::awaitable<T> a) {
   auto f = boost::asio::co_spawn(io, std::move(a), boost::asio::use_future);
+  io.restart();  // a previous run() may have left it stopped
   // not io.run(): the Redis store keeps a read pending on its connection
   while (f.wait_for(std::chrono::seconds(0)) != std::future_status::ready) io.run_one();
   return f.get();
