@@ -206,3 +206,16 @@ def test_check_config_needs_spf_and_dkim_verify_before(tmp_path, sink, dns, pipe
     good = dmarc_gateway(tmp_path, sink, dns, start=False)
     r = subprocess.run([BIN, "--check-config", "--config", good.config_path], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
+
+
+def test_check_config_public_suffix_list_and_quarantine_header(tmp_path, sink, dns):
+    for body, key in (('public_suffix_list = "%s"' % (tmp_path / "missing.dat"), "public_suffix_list"),
+                      ('quarantine_header = "no colon here"', "quarantine_header"),
+                      ('on_reject = "drop"', "on_reject"), ('bogus = 1', "bogus")):
+        gw = dmarc_gateway(tmp_path, sink, dns, dmarc=body, start=False)
+        r = subprocess.run([BIN, "--check-config", "--config", gw.config_path], capture_output=True, text=True,
+                           timeout=30)
+        assert r.returncode == 1, body
+        line = [i for i, l in enumerate(open(gw.config_path).read().splitlines(), 1) if l.startswith(body[:8])][0]
+        assert r.stderr.startswith("%s:%d:" % (gw.config_path, line)), (body, r.stderr)
+        assert key in r.stderr

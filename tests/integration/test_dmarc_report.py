@@ -80,6 +80,7 @@ def test_report_counts_schema_and_forgetting(tmp_path, sink, backend):
             assert send(gw, sink, BAD_IP, "a@mon.test", message("a@mon.test"))[0] == 250
         assert send(gw, sink, BAD_IP, "a@sub.mon.test", message("a@sub.mon.test"))[0] == 250
         assert send(gw, sink, BAD_IP, "a@norua.test", message("a@norua.test"))[0] == 550
+        assert send(gw, sink, "2001:db8::7", "a@rep.test", message("a@rep.test"))[0] == 550  # IPv6 client
 
         out = tmp_path / "reports"
         lines = run_report(gw, out)  # the gateway is running
@@ -104,6 +105,7 @@ def test_report_counts_schema_and_forgetting(tmp_path, sink, backend):
             (GOOD_IP, "none", "fail", "pass", "rep.test"): 3,
             (BAD_IP, "reject", "fail", "fail", "rep.test"): 2,
             (BAD_IP, "none", "pass", "fail", "rep.test"): 1,
+            ("2001:db8::7", "reject", "fail", "fail", "rep.test"): 1,
         }
         signed_rec = [r for r in doc.findall("record") if r.findtext("row/policy_evaluated/dkim") == "pass"][0]
         assert signed_rec.findtext("auth_results/dkim/domain") == "rep.test"
@@ -142,4 +144,24 @@ def test_reports_off_records_nothing(tmp_path, sink):
         r = subprocess.run([BIN, "dmarc-report", "--config", gw.config_path], capture_output=True, text=True, timeout=30)
         assert r.returncode == 1 and "--out" in r.stderr
     finally:
+        dns.stop()
+
+
+@pytest.mark.skipif(not redis_available(), reason="redis-server not installed")
+def test_store_down_still_delivers(tmp_path, sink):
+    dns = DnsServer(ZONE).start()
+    r = RedisServer(tmp_path).start()
+    try:
+        gw = dmarc_gateway(tmp_path, sink, dns, dmarc=REPORTS, backend="redis", redis_url=r.url)
+        assert send(gw, sink, GOOD_IP, "a@rep.test", message("a@rep.test"))[0] == 250
+        r.stop()
+        code, _, m = send(gw, sink, GOOD_IP, "a@rep.test", message("a@rep.test"))
+        assert code == 250 and m is not None  # the record is lost, the message is not
+        assert gw.metric("smtpgw_dmarc_record_errors_total") == 1
+        assert "dmarc_record" in gw.log()
+        out = subprocess.run([BIN, "dmarc-report", "--config", gw.config_path, "--out", str(tmp_path / "o")],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 1 and "store" in out.stderr
+    finally:
+        r.stop()
         dns.stop()
