@@ -65,8 +65,8 @@ int report_main(const std::vector<std::string>& args) {
       std::fprintf(stderr, "dmarc-report: cannot create %s: %s\n", out.c_str(), ec.message().c_str());
       return 1;
     }
+    boost::asio::io_context io;  // before the store: a Redis store must go before its io_context
     auto store = store::make_store(cfg->store);
-    boost::asio::io_context io;
 
     // Everything recorded so far, page by page; entries appended later stay for the next run.
     std::map<std::string, std::vector<ReportRecord>> by_domain;
