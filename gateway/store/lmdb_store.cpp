@@ -337,3 +337,132 @@ boost::asio::awaitable<Result<RateDecision>> LmdbStore::rate(std::string key, st
 }
 
 }  // namespace gw::store
+
+// Logs: entry keys are "\x1elog:<name>:<16 hex digits>" (the id, from a per-log sequence kept under
+// "\x1elogseq:<name>" and bumped in the same write transaction), so a cursor walks them in append order.
+// Their values never expire, so the sweep leaves them alone.
+namespace gw::store {
+namespace {
+
+std::string log_prefix(const std::string& log) { return "\x1elog:" + log + ":"; }
+
+std::string hex16(std::uint64_t n) {
+  static const char* hex = "0123456789abcdef";
+  std::string s(16, '0');
+  for (int i = 15; i >= 0; --i, n >>= 4) s[i] = hex[n & 15];
+  return s;
+}
+
+}  // namespace
+
+Result<bool> LmdbStore::log_append_now(const std::string& log, const std::string& value) {
+  Result<bool> out;
+  if (log.empty() || log.size() > 200) {
+    out.error = "bad log name";
+    return out;
+  }
+  const std::string seq_key = "\x1elogseq:" + log;
+  int rc = run_write(env_, [&](MDB_txn* txn) {
+    MDB_val k = val(seq_key), v;
+    std::int64_t seq = 0;
+    int r = mdb_get(txn, dbi_, &k, &v);
+    if (r == 0) seq = detail::parse_int(payload_of(v)).value_or(0);
+    else if (r != MDB_NOTFOUND) return r;
+    ++seq;
+    std::string enc = encode(0, std::to_string(seq));
+    MDB_val nv = val(enc);
+    r = mdb_put(txn, dbi_, &k, &nv, 0);
+    if (r) return r;
+    std::string key = log_prefix(log) + hex16(static_cast<std::uint64_t>(seq));
+    std::string body = encode(0, value);
+    MDB_val ek = val(key), ev = val(body);
+    return mdb_put(txn, dbi_, &ek, &ev, 0);
+  }, [this] { sweep(); });
+  if (rc) {
+    out.error = rc == MDB_MAP_FULL ? "store full (store.max_size)" : err(rc);
+    return out;
+  }
+  out.ok = out.value = true;
+  return out;
+}
+
+Result<std::vector<Store::LogEntry>> LmdbStore::log_read_now(const std::string& log, const std::string& after,
+                                                              std::size_t max) {
+  Result<std::vector<LogEntry>> out;
+  const std::string prefix = log_prefix(log);
+  MDB_txn* txn = nullptr;
+  int rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn);
+  if (rc) {
+    out.error = err(rc);
+    return out;
+  }
+  MDB_cursor* cur = nullptr;
+  rc = mdb_cursor_open(txn, dbi_, &cur);
+  if (rc) {
+    mdb_txn_abort(txn);
+    out.error = err(rc);
+    return out;
+  }
+  std::string start = prefix + after;
+  MDB_val k = val(start), v;
+  rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+  while (rc == 0 && out.value.size() < max) {
+    std::string_view key(static_cast<const char*>(k.mv_data), k.mv_size);
+    if (key.substr(0, prefix.size()) != prefix) break;
+    std::string_view id = key.substr(prefix.size());
+    if (id > after && v.mv_size >= kHeader) out.value.push_back({std::string(id), std::string(payload_of(v))});
+    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+  }
+  mdb_cursor_close(cur);
+  mdb_txn_abort(txn);
+  if (rc != 0 && rc != MDB_NOTFOUND) {
+    out.value.clear();
+    out.error = err(rc);
+    return out;
+  }
+  out.ok = true;
+  return out;
+}
+
+Result<std::int64_t> LmdbStore::log_erase_now(const std::string& log, const std::vector<std::string>& ids) {
+  Result<std::int64_t> out;
+  const std::string prefix = log_prefix(log);
+  std::int64_t erased = 0;
+  // batches keep each write transaction short
+  for (std::size_t i = 0; i < ids.size(); i += 500) {
+    std::int64_t n = 0;
+    int rc = run_write(env_, [&](MDB_txn* txn) {
+      n = 0;
+      for (std::size_t j = i; j < ids.size() && j < i + 500; ++j) {
+        std::string key = prefix + ids[j];
+        MDB_val k = val(key);
+        int r = mdb_del(txn, dbi_, &k, nullptr);
+        if (r == 0) ++n;
+        else if (r != MDB_NOTFOUND) return r;
+      }
+      return 0;
+    }, [] {});
+    if (rc) {
+      out.error = err(rc);
+      out.value = erased;
+      return out;
+    }
+    erased += n;
+  }
+  out.ok = true;
+  out.value = erased;
+  return out;
+}
+
+boost::asio::awaitable<Result<bool>> LmdbStore::log_append(std::string log, std::string value) {
+  co_return log_append_now(log, value);
+}
+boost::asio::awaitable<Result<std::vector<Store::LogEntry>>> LmdbStore::log_read(std::string log, std::string after,
+                                                                                 std::size_t max) {
+  co_return log_read_now(log, after, max);
+}
+boost::asio::awaitable<Result<std::int64_t>> LmdbStore::log_erase(std::string log, std::vector<std::string> ids) {
+  co_return log_erase_now(log, ids);
+}
+
+}  // namespace gw::store

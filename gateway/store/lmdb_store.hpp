@@ -39,6 +39,10 @@ class LmdbStore : public Store {
   boost::asio::awaitable<Result<bool>> set_if_absent(std::string key, std::string value, Ttl ttl) override;
   boost::asio::awaitable<Result<RateDecision>> rate(std::string key, std::int64_t limit, Ttl period,
                                                     std::int64_t cost) override;
+  boost::asio::awaitable<Result<bool>> log_append(std::string log, std::string value) override;
+  boost::asio::awaitable<Result<std::vector<LogEntry>>> log_read(std::string log, std::string after,
+                                                                 std::size_t max) override;
+  boost::asio::awaitable<Result<std::int64_t>> log_erase(std::string log, std::vector<std::string> ids) override;
   const char* backend() const override { return "embedded"; }
 
   // Synchronous forms (what the coroutines run); public for tests and benchmarks.
@@ -46,6 +50,9 @@ class LmdbStore : public Store {
   Result<std::optional<std::string>> get_now(const std::string& key);
   Result<bool> set_now(const std::string& key, const std::string& value, Ttl ttl, bool only_if_absent);
   Result<RateDecision> rate_now(const std::string& key, std::int64_t limit, Ttl period, std::int64_t cost);
+  Result<bool> log_append_now(const std::string& log, const std::string& value);
+  Result<std::vector<LogEntry>> log_read_now(const std::string& log, const std::string& after, std::size_t max);
+  Result<std::int64_t> log_erase_now(const std::string& log, const std::vector<std::string>& ids);
   // Deletes expired entries; returns how many. `budget` bounds the entries looked at.
   std::size_t sweep(std::size_t budget = SIZE_MAX);
   std::size_t entries();  // live and expired, for tests

@@ -427,4 +427,58 @@ asio::awaitable<Result<RateDecision>> RedisStore::rate(std::string key, std::int
   co_return out;
 }
 
+// Logs: one stream per log, key "gwlog:<name>".
+asio::awaitable<Result<bool>> RedisStore::log_append(std::string log, std::string value) {
+  Result<bool> out;
+  std::vector<std::string> argv{"XADD", "gwlog:" + log, "*", "v", std::move(value)};
+  auto r = co_await command(std::move(argv));
+  if (!r.ok) {
+    out.error = r.error;
+    co_return out;
+  }
+  out.ok = out.value = true;
+  co_return out;
+}
+
+asio::awaitable<Result<std::vector<Store::LogEntry>>> RedisStore::log_read(std::string log, std::string after,
+                                                                           std::size_t max) {
+  Result<std::vector<LogEntry>> out;
+  std::vector<std::string> argv{"XRANGE", "gwlog:" + log, after.empty() ? std::string("-") : "(" + after, "+",
+                                "COUNT", std::to_string(max)};
+  auto r = co_await command(std::move(argv));
+  if (!r.ok) {
+    out.error = r.error;
+    co_return out;
+  }
+  if (r.value.type != REDIS_REPLY_ARRAY) {
+    out.error = "redis: unexpected reply to XRANGE";
+    co_return out;
+  }
+  for (auto& e : r.value.elements) {
+    // [id, [field, value, ...]]
+    if (e.type != REDIS_REPLY_ARRAY || e.elements.size() != 2) continue;
+    const auto& fields = e.elements[1].elements;
+    for (std::size_t i = 0; i + 1 < fields.size(); i += 2)
+      if (fields[i].str == "v") out.value.push_back({e.elements[0].str, fields[i + 1].str});
+  }
+  out.ok = true;
+  co_return out;
+}
+
+asio::awaitable<Result<std::int64_t>> RedisStore::log_erase(std::string log, std::vector<std::string> ids) {
+  Result<std::int64_t> out;
+  for (std::size_t i = 0; i < ids.size(); i += 500) {
+    std::vector<std::string> argv{"XDEL", "gwlog:" + log};
+    for (std::size_t j = i; j < ids.size() && j < i + 500; ++j) argv.push_back(ids[j]);
+    auto r = co_await command(std::move(argv));
+    if (!r.ok) {
+      out.error = r.error;
+      co_return out;
+    }
+    out.value += r.value.integer;
+  }
+  out.ok = true;
+  co_return out;
+}
+
 }  // namespace gw::store

@@ -45,6 +45,11 @@ class RedisStore : public Store {
   boost::asio::awaitable<Result<bool>> set_if_absent(std::string key, std::string value, Ttl ttl) override;
   boost::asio::awaitable<Result<RateDecision>> rate(std::string key, std::int64_t limit, Ttl period,
                                                     std::int64_t cost) override;
+  // Logs are Redis streams (XADD / XRANGE / XDEL): ids are the stream ids.
+  boost::asio::awaitable<Result<bool>> log_append(std::string log, std::string value) override;
+  boost::asio::awaitable<Result<std::vector<LogEntry>>> log_read(std::string log, std::string after,
+                                                                 std::size_t max) override;
+  boost::asio::awaitable<Result<std::int64_t>> log_erase(std::string log, std::vector<std::string> ids) override;
   const char* backend() const override { return "redis"; }
 
   // A reply, copied out of hiredis.

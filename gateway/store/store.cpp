@@ -69,6 +69,18 @@ boost::asio::awaitable<Result<RateDecision>> Store::rate(std::string key, std::i
   co_return out;
 }
 
+boost::asio::awaitable<Result<bool>> Store::log_append(std::string, std::string) {
+  co_return Result<bool>{false, "logs are not supported by this store", false};
+}
+boost::asio::awaitable<Result<std::vector<Store::LogEntry>>> Store::log_read(std::string, std::string, std::size_t) {
+  Result<std::vector<LogEntry>> out;
+  out.error = "logs are not supported by this store";
+  co_return out;
+}
+boost::asio::awaitable<Result<std::int64_t>> Store::log_erase(std::string, std::vector<std::string>) {
+  co_return Result<std::int64_t>{false, "logs are not supported by this store", 0};
+}
+
 std::shared_ptr<Store> make_store(const config::StoreConfig& cfg) {
   if (cfg.backend == "redis") return std::make_shared<RedisStore>(RedisStore::Options::from_url(cfg.redis_url));
   LmdbStore::Options o;

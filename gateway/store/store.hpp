@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
 
@@ -49,6 +50,22 @@ class Store {
   // incr() for backends without a native one.
   virtual boost::asio::awaitable<Result<RateDecision>> rate(std::string key, std::int64_t limit, Ttl period,
                                                             std::int64_t cost = 1);
+
+  // Append-only logs (DMARC aggregate-report records): a named log holds entries in the order they
+  // were appended, each with an id unique in that log (opaque: pass back only ids a read returned).
+  // Appends from many gateways on one Redis go into one log. A reader lists entries after an id and
+  // erases exactly the ids it has dealt with, so entries appended meanwhile stay for the next reader.
+  // Entries do not expire. The base implementations answer ok = false ("not supported").
+  struct LogEntry {
+    std::string id;
+    std::string value;
+  };
+  virtual boost::asio::awaitable<Result<bool>> log_append(std::string log, std::string value);
+  // At most `max` entries appended after the entry `after` ("" = from the first), oldest first.
+  virtual boost::asio::awaitable<Result<std::vector<LogEntry>>> log_read(std::string log, std::string after,
+                                                                         std::size_t max);
+  // Erases the listed entries (unknown ids are ignored); value = how many were erased.
+  virtual boost::asio::awaitable<Result<std::int64_t>> log_erase(std::string log, std::vector<std::string> ids);
 
   // "embedded" or "redis", for logs.
   virtual const char* backend() const { return "custom"; }
