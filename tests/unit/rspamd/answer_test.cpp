@@ -36,7 +36,9 @@ TEST(RspamdAnswer, EveryActionMapsToItsVerdict) {
     Verdict v = verdict_for(a);
     EXPECT_EQ(v.kind, c.kind) << c.action;
     EXPECT_EQ(v.code, c.code) << c.action;
-    if (c.code) EXPECT_EQ(v.enhanced, c.code == 550 ? "5.7.1" : "4.7.1");
+    if (c.code) {
+      EXPECT_EQ(v.enhanced, c.code == 550 ? "5.7.1" : "4.7.1");
+    }
   }
 }
 

@@ -55,8 +55,8 @@ TEST(RspamdEdits, AddOrders) {
       {99, "A: 1\r\nB: 2\r\nC: 3\r\nN: v\r\n\r\nbody\r\n"},
       {-1, "A: 1\r\nB: 2\r\nC: 3\r\nN: v\r\n\r\nbody\r\n"},
       {-2, "A: 1\r\nB: 2\r\nN: v\r\nC: 3\r\n\r\nbody\r\n"},
-      {-4, "N: v\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\nbody\r\n"},
-      {-5, "A: 1\r\nB: 2\r\nC: 3\r\nN: v\r\n\r\nbody\r\n"},
+      {-3, "A: 1\r\nN: v\r\nB: 2\r\nC: 3\r\n\r\nbody\r\n"},
+      {-4, "A: 1\r\nB: 2\r\nC: 3\r\nN: v\r\n\r\nbody\r\n"},  // past the top: after the last, as rspamd does
   };
   for (auto& c : cases) {
     Message m = msg("A: 1\r\nB: 2\r\nC: 3\r\n\r\nbody\r\n");
