@@ -1,10 +1,13 @@
 """The rspamd plugin against a fake rspamd (the test's own HTTP server): the exact request, every
 action, header edits, bad answers and timeouts under on_error, and keep-alive connections."""
+import os
+import re
+import subprocess
 import time
 
 from dnsserver import DnsServer
 from edgetest import crypt_hash, make_cert, plain, TlsClient
-from gwtest import send_message
+from gwtest import BUILD, send_message
 from rspamdfake import FakeRspamd
 from rspamdtest import header_names, rspamd_gateway, transaction_ids
 
@@ -301,3 +304,31 @@ def test_keep_alive_reuse_stale_detection_and_retry(tmp_path, sink):
     finally:
         gw.stop()
         fake.stop()
+
+
+def test_config_errors_point_at_the_key(tmp_path):
+    base = ('pipeline = ["rspamd"]\n[[listener]]\naddress = "127.0.0.1:2525"\n[upstream]\nservers = ["127.0.0.1:25"]\n'
+            '[plugins.rspamd]\n')
+    cases = [
+        ('url = "https://127.0.0.1:11333"\n', "http://"),
+        ('url = "http://127.0.0.1:99999"\n', "port"),
+        ('url = "http://:11333"\n', "no host"),
+        ('timeout = "0s"\n', "positive"),
+        ('on_error = "reject"\n', "accept"),
+        ('servers = ["x"]\n', "servers"),
+    ]
+    path = str(tmp_path / "gw.toml")
+    for body, pattern in cases:
+        with open(path, "w") as f:
+            f.write(base + body)
+        r = subprocess.run([os.path.join(BUILD, "smtp-gateway"), "--check-config", "--config", path],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 1, (body, r.stderr)
+        m = re.match(r"^(.*):(\d+):(\d+): (.*)$", r.stderr.strip().splitlines()[0])
+        assert m and m.group(1) == path and int(m.group(2)) == 7, (body, r.stderr)
+        assert pattern in m.group(4), (body, r.stderr)
+    with open(path, "w") as f:
+        f.write(base + 'url = "http://[::1]:11333/rspamd/"\ntimeout = "2s"\non_error = "tempfail"\n')
+    r = subprocess.run([os.path.join(BUILD, "smtp-gateway"), "--check-config", "--config", path],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
