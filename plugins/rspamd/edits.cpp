@@ -60,4 +60,11 @@ EditCount apply_edits(const Answer& a, Message& m) {
   return n;
 }
 
+bool needs_spam_header(const Answer& a) {
+  if (a.action != Action::add_header) return false;
+  for (auto& h : a.add_headers)
+    if (iequals(h.name, "X-Spam")) return false;
+  return true;
+}
+
 }  // namespace gw::plugins::rspamd

@@ -18,4 +18,8 @@ struct EditCount {
 
 EditCount apply_edits(const Answer& a, Message& m);
 
+// "add header" adds `X-Spam: Yes` above the message, unless rspamd's own add_headers already adds an
+// X-Spam field (its milter_headers module does with extended headers): one such field, not two.
+bool needs_spam_header(const Answer& a);
+
 }  // namespace gw::plugins::rspamd

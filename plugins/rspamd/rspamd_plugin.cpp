@@ -149,7 +149,7 @@ class Rspamd : public Plugin {
     EditCount edits;
     if (!v.refuses()) {
       edits = apply_edits(a, tx.message);
-      if (a.action == Action::add_header) tx.add_header("X-Spam", "Yes");
+      if (needs_spam_header(a)) tx.add_header("X-Spam", "Yes");
     }
     std::string ignored;
     for (auto& i : a.ignored) ignored += (ignored.empty() ? "" : ",") + i;

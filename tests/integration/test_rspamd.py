@@ -164,8 +164,12 @@ def test_every_action(tmp_path, sink):
         assert send_message(gw.port, body=body)[0] == 250
         fake.answer = lambda r: answer("no action")
         assert send_message(gw.port, body=body)[0] == 250
-        assert sink.wait_count(3)
-        rewritten, tagged, clean = sink.messages
+        # rspamd's milter_headers adding X-Spam itself: one X-Spam field, not two
+        fake.answer = lambda r: answer("add header", milter={"add_headers": {"X-Spam": "Yes"}})
+        assert send_message(gw.port, body=body)[0] == 250
+        assert sink.wait_count(4)
+        rewritten, tagged, clean, tagged_by_rspamd = sink.messages
+        assert tagged_by_rspamd.header("X-Spam") == ["Yes"]
         assert rewritten.header("Subject") == ["***SPAM*** buy now"]
         assert header_names(rewritten.data) == ["Subject", "X-Keep"]  # replaced in place
         assert tagged.header("X-Spam") == ["Yes"] and tagged.header("Subject") == ["buy now"]

@@ -94,3 +94,14 @@ TEST(RspamdEdits, MessageWithoutHeaders) {
   EXPECT_EQ(m.header("N").value(), "v");
   EXPECT_EQ(m.body(), "no header here\r\n");
 }
+
+TEST(RspamdEdits, SpamHeaderOnlyOnce) {
+  Answer a;
+  a.action = Action::add_header;
+  EXPECT_TRUE(needs_spam_header(a));
+  a.add_headers.push_back({"x-spam", "Yes", std::nullopt});
+  EXPECT_FALSE(needs_spam_header(a));
+  a.add_headers.clear();
+  a.action = Action::rewrite_subject;
+  EXPECT_FALSE(needs_spam_header(a));
+}
