@@ -198,6 +198,8 @@ size_t idle_connections_of_this_thread() {
   return n;
 }
 
+void drop_idle_connections_of_this_thread() { t_pool.idle.clear(); }
+
 asio::awaitable<HttpResponse> HttpClient::post(std::string_view target,
                                                const std::vector<std::pair<std::string, std::string>>& headers,
                                                const std::vector<asio::const_buffer>& body,

@@ -61,5 +61,8 @@ class HttpClient {
 
 // Idle pooled connections of the calling thread (all endpoints); for tests and metrics.
 size_t idle_connections_of_this_thread();
+// Closes them. A pooled socket belongs to the thread's io_context: whoever destroys an io_context
+// before the thread ends (tests do) calls this first.
+void drop_idle_connections_of_this_thread();
 
 }  // namespace gw::plugins::rspamd
