@@ -104,3 +104,197 @@ def test_unix_socket_and_several_transactions_abort_between(sink, gateway_factor
     assert kinds.count("connect") == 1  # one connection for the whole session
     assert kinds.index("abort") < [i for i, k in enumerate(kinds) if k == "mail"][1]
     assert sink.wait_count(1) and sink.messages[0].mail_from == "a2@sender.test"
+
+
+def one(gw, sender="alice@sender.test", rcpts=("bob@example.test",), body=MSG):
+    return send_message(gw.port, sender=sender, rcpts=rcpts, body=body)
+
+
+@pytest.mark.parametrize("stage", ["connect", "helo", "mail", "data", "eoh", "eom"])
+def test_reject_and_tempfail_at_each_stage(sink, gateway_factory, milter, stage):
+    m = milter({stage: "reject"})
+    gw = start_gw(gateway_factory, sink, m)
+    c = open_session(gw.port) if stage != "connect" and stage != "helo" else None
+    if stage == "connect":
+        from gwtest import Client
+        c = Client(gw.port)
+        code, lines = c.reply()
+        assert code == 554 and "5.7.1" in lines[0]
+        assert c.cmd("EHLO x.test")[0] == 503
+        c.close()
+    elif stage == "helo":
+        from gwtest import Client
+        c = Client(gw.port)
+        assert c.reply()[0] == 220
+        code, lines = c.cmd("EHLO x.test")
+        assert code == 550 and "5.7.1" in lines[0]
+        c.close()
+    else:
+        c.close()
+        code, lines = one(gw)
+        assert code == 550 and "5.7.1" in lines[0], lines
+    m.set_script({stage: "tempfail"})
+    if stage == "connect":
+        from gwtest import Client
+        c = Client(gw.port)
+        code, lines = c.reply()
+        assert code == 421 and "4.7" in lines[0]
+        c.close()
+    elif stage == "helo":
+        from gwtest import Client
+        c = Client(gw.port)
+        c.reply()
+        assert c.cmd("EHLO x.test")[0] == 451
+        c.close()
+    else:
+        code, lines = one(gw)
+        assert code == 451 and "4.7.1" in lines[0], lines
+    assert sink.count() == 0
+
+
+def test_rcpt_refusal_refuses_that_recipient_only(sink, gateway_factory, milter):
+    m = milter({"rcpt": {"bad@example.test": "reject", "later@example.test": "tempfail",
+                         "custom@example.test": "reply:553 5.1.7 no such mailbox here"}})
+    gw = start_gw(gateway_factory, sink, m)
+    c = open_session(gw.port)
+    assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+    assert c.cmd("RCPT TO:<bad@example.test>")[0] == 550
+    assert c.cmd("RCPT TO:<good@example.test>")[0] == 250
+    code, lines = c.cmd("RCPT TO:<later@example.test>")
+    assert code == 451 and "4.7.1" in lines[0]
+    code, lines = c.cmd("RCPT TO:<custom@example.test>")
+    assert code == 553 and lines[0] == "553 5.1.7 no such mailbox here", lines
+    assert c.cmd("DATA")[0] == 354
+    c.send(b"Subject: x\r\n\r\nbody\r\n.\r\n")
+    assert c.reply()[0] == 250
+    c.close()
+    assert sink.wait_count(1)
+    assert sink.messages[0].rcpts == ["good@example.test"]
+
+
+def test_reply_codes_valid_and_invalid(sink, gateway_factory, milter):
+    m = milter({"mail": "reply:421 4.3.2 come back later"})
+    gw = start_gw(gateway_factory, sink, m)
+    code, lines = one(gw)
+    assert code == 421 and lines[0] == "421 4.3.2 come back later"
+    m.set_script({"eom": "reply:554 5.7.0 content refused by policy"})
+    code, lines = one(gw)
+    assert code == 554 and lines[0] == "554 5.7.0 content refused by policy"
+    assert sink.count() == 0
+
+
+def test_discard_is_a_refusal_never_a_silent_drop(sink, gateway_factory, milter):
+    m = milter({"eom": "discard"})
+    gw = start_gw(gateway_factory, sink, m)
+    code, lines = one(gw)
+    assert code == 550 and "5.7.1" in lines[0]
+    m.set_script({"rcpt": {"x@example.test": "discard"}})
+    c = open_session(gw.port)
+    assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+    assert c.cmd("RCPT TO:<x@example.test>")[0] == 550
+    assert c.cmd("RCPT TO:<y@example.test>")[0] == 550  # the transaction is discarded
+    c.close()
+    assert sink.count() == 0
+
+
+def test_accept_ends_the_milters_part(sink, gateway_factory, milter):
+    m = milter({"mail": "accept"})
+    gw = start_gw(gateway_factory, sink, m)
+    assert one(gw)[0] == 250
+    assert m.wait_event("close", 2)
+    kinds = [e["ev"] for e in m.session_with("mail")]
+    assert "rcpt" not in kinds and "eom" not in kinds and "header" not in kinds
+    m.set_script({"connect": "accept"})
+    m.clear()
+    assert one(gw)[0] == 250
+    assert m.wait_event("close")
+    assert not m.events("helo") and not m.events("mail")
+    assert sink.wait_count(2)
+
+
+def test_every_modification(sink, gateway_factory, milter):
+    m = milter({"edits": [["add", "X-Added", "added value"], ["ins", 0, "X-Top", "at the top"],
+                          ["ins", 2, "X-Third", "inserted"], ["chg", "Subject", 1, "changed subject"],
+                          ["chg", "X-Remove", 2, ""], ["add", "X-Multi", "first\n\tsecond"],
+                          ["body", "new body\nsecond line\n"], ["quarantine", "looks odd"]]})
+    gw = start_gw(gateway_factory, sink, m)
+    body = (b"From: a@sender.test\r\nX-Remove: one\r\nSubject: old\r\nX-Remove: two\r\nX-Remove: three\r\n"
+            b"\r\noriginal body\r\n")
+    code, lines = one(gw, body=body)
+    assert code == 250, lines
+    assert sink.wait_count(1)
+    msg = sink.messages[0]
+    head = msg.data.split(b"\r\n\r\n", 1)[0].decode()
+    names = [l.split(":", 1)[0] for l in head.split("\r\n") if l and l[0] not in " \t"]
+    # gateway headers (Received, quarantine) sit above the client's fields
+    own = names[names.index("X-Top"):]
+    assert own == ["X-Top", "From", "X-Third", "X-Remove", "Subject", "X-Remove", "X-Added", "X-Multi"], names
+    assert msg.header("X-Remove") == ["one", "three"]
+    assert msg.header("Subject") == ["changed subject"]
+    assert msg.header("X-Milter-Quarantine") == ["looks odd"]
+    assert b"X-Multi: first\r\n\tsecond\r\n" in msg.data
+    assert msg.body == b"new body\r\nsecond line\r\n"
+
+
+def test_protocol_skips_and_no_reply_steps(sink, gateway_factory, milter):
+    m = milter({"protocol": ["nohdrs", "nr_rcpt", "noeoh"], "rcpt": {"r@example.test": "reject"}})
+    gw = start_gw(gateway_factory, sink, m)
+    # nr_rcpt: the gateway does not wait for (and libmilter does not send) a RCPT reply
+    assert one(gw, rcpts=("r@example.test",))[0] == 250
+    assert m.wait_event("eom")
+    s = m.session_with("mail")
+    kinds = [e["ev"] for e in s]
+    assert "header" not in kinds and "eoh" not in kinds and "rcpt" in kinds and "eom" in kinds
+    m.set_script({"protocol": ["nobody", "nomail"]})
+    m.clear()
+    assert one(gw)[0] == 250
+    assert m.wait_event("eom")
+    s = m.session_with("eom")
+    assert not [e for e in s if e["ev"] == "mail"]
+    assert [e for e in s if e["ev"] == "eom"][0]["body_bytes"] == 0
+    assert sink.wait_count(2)
+
+
+def test_big_body_in_chunks_and_skip(sink, gateway_factory, milter):
+    m = milter()
+    gw = start_gw(gateway_factory, sink, m)
+    line = b"x" * 998 + b"\r\n"
+    body = b"Subject: big\r\n\r\n" + line * 200  # 200,000 octets of body
+    assert one(gw, body=body)[0] == 250
+    assert m.wait_event("eom")
+    eom = m.events("eom")[0]
+    assert eom["body_bytes"] == 200 * 1000 and max(eom["chunks"]) <= 65535 and len(eom["chunks"]) == 4
+    m.set_script({"body": "skip"})
+    m.clear()
+    assert one(gw, body=body)[0] == 250
+    assert m.wait_event("eom")
+    assert m.events("eom")[0]["chunks"] == [65535]  # skip: no more body, straight to EOM
+    assert sink.wait_count(2) and sink.messages[1].body == line * 200
+
+
+def test_progress_keeps_waiting(sink, gateway_factory, milter):
+    m = milter({"progress": 3, "edits": [["add", "X-Slow", "yes"]]})
+    gw = start_gw(gateway_factory, sink, m, command_timeout="2s")
+    code, lines = one(gw)
+    assert code == 250, lines  # 3 s of work, but progress every second restarts the 2 s timeout
+    assert sink.wait_count(1) and sink.messages[0].header("X-Slow") == ["yes"]
+
+
+def test_several_servers_in_order_first_refusal_ends_the_stage(sink, gateway_factory, milter):
+    m1 = milter({"edits": [["add", "X-First", "1"]]}, name="first")
+    m2 = milter({"edits": [["add", "X-Second", "2"]], "rcpt": {"no@example.test": "reject"}}, name="second")
+    gw = start_gw(gateway_factory, sink, m1, m2)
+    assert one(gw, rcpts=("yes@example.test", "no@example.test"))[0] == 250
+    assert sink.wait_count(1)
+    msg = sink.messages[0]
+    assert msg.header("X-First") == ["1"] and msg.header("X-Second") == ["2"]
+    assert msg.rcpts == ["yes@example.test"]
+    # each milter gets the message as the milters before it left it
+    assert any(h["name"] == "X-First" for h in m2.events("header"))
+    assert not any(h["name"] == "X-Second" for h in m1.events("header"))
+    m1.set_script({"mail": "reject"})
+    m1.clear()
+    m2.clear()
+    assert one(gw)[0] == 550
+    assert m1.wait_event("mail")
+    assert not m2.events("mail")  # the first refusal ended the stage

@@ -62,19 +62,12 @@ class ScriptMilter:
             ok = wait_port(self.port, 15)
         if not ok:
             raise RuntimeError("milter did not start: " + open(self.out_path).read())
-        # wait_port's probe connection is a session of its own: let it close before tests count events
-        wait_for(lambda: any(e["ev"] == "close" for e in self.events()) or self.unix, 5)
-        self.clear()
         return self
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            self.proc.kill()  # libmilter lingers seconds on SIGTERM; the test is over anyway
+            self.proc.wait()
         if self.proc:
             self.out.close()
 
