@@ -2,14 +2,14 @@
 # Builds the libFuzzer targets with clang (-fsanitize=fuzzer,address,undefined) and runs each for
 # FUZZ_SECONDS (default 30) from its seed corpus in tests/fuzz/corpus/TARGET. A crash fails the run
 # and leaves the input in build-fuzz/crash-*; every crash found becomes a regression test.
-#   tests/fuzz/run.sh [TARGET...]      TARGET = command data_reader proxy message reply config auth
+#   tests/fuzz/run.sh [TARGET...]      TARGET = command data_reader proxy message reply config auth milter
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 out="${FUZZ_BUILD:-$root/build-fuzz}"
 secs="${FUZZ_SECONDS:-30}"
 mkdir -p "$out"
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(command data_reader proxy message reply config auth)
+[ ${#targets[@]} -eq 0 ] && targets=(command data_reader proxy message reply config auth milter)
 flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I"$root"
        -DTOML_HEADER_ONLY=0 -DTOML_SHARED_LIB=1 -DBOOST_ASIO_NO_DEPRECATED)
 declare -A sources=(
@@ -20,6 +20,7 @@ declare -A sources=(
   [reply]="gateway/net/reply.cpp"
   [config]="gateway/config/config.cpp gateway/config/table.cpp gateway/config/units.cpp gateway/config/network.cpp gateway/config/users_file.cpp"
   [auth]="gateway/smtp/base64.cpp"
+  [milter]="plugins/milter/codec.cpp plugins/milter/edits.cpp gateway/core/message.cpp"
 )
 declare -A libs=([config]="-ltomlplusplus -lcrypt")
 for t in "${targets[@]}"; do
