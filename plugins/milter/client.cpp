@@ -179,11 +179,20 @@ asio::awaitable<bool> Client::read_packet(Packet& out, std::string& error) {
 asio::awaitable<Result> Client::read_final(bool eom, std::size_t edit_limit) {
   Result res;
   std::size_t edit_bytes = 0;
+  // SMFIR_PROGRESS restarts command_timeout, but a milter that only ever says "progress" must not
+  // hold the client forever: the whole wait for one reply is capped at kProgressFactor timeouts.
+  const auto give_up = std::chrono::steady_clock::now() + command_timeout_ * kProgressFactor;
   for (;;) {
     Packet p;
     if (!co_await read_packet(p, res.error)) co_return res;
     switch (p.command) {
-      case rep::progress: continue;  // the milter is alive: a fresh command_timeout starts
+      case rep::progress:
+        if (std::chrono::steady_clock::now() > give_up) {
+          res.error = "still only progress after " + std::to_string(kProgressFactor) + " command timeouts";
+          close();
+          co_return res;
+        }
+        continue;  // the milter is alive: a fresh command_timeout starts
       case rep::accept: case rep::cont: case rep::discard: case rep::reject: case rep::tempfail:
       case rep::replycode: case rep::skip: case rep::optneg: case rep::conn_fail: case rep::shutdown:
         res.ok = true;

@@ -33,6 +33,9 @@ struct Result {
   std::vector<Packet> edits;   // end of message only: modifications in the order sent
 };
 
+// The longest wait for one reply, in command timeouts, however often the milter says progress.
+constexpr int kProgressFactor = 10;
+
 class Client {
  public:
   using Duration = std::chrono::milliseconds;
