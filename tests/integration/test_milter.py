@@ -298,3 +298,19 @@ def test_several_servers_in_order_first_refusal_ends_the_stage(sink, gateway_fac
     assert one(gw)[0] == 550
     assert m1.wait_event("mail")
     assert not m2.events("mail")  # the first refusal ended the stage
+
+
+def test_ipv6_client_family_and_address(sink, gateway_factory, milter):
+    m = milter()
+    gw = gateway_factory(milter_config(m), pipeline=["milter"], upstream_ports=[sink.port], proxy_protocol="true")
+    from gwtest import Client
+    c = Client(gw.port)
+    c.send("PROXY TCP6 2001:db8::5 2001:db8::1 40001 25\r\n")
+    assert c.reply()[0] == 220
+    assert c.cmd("EHLO v6.client.test")[0] == 250
+    c.cmd("QUIT")
+    c.close()
+    assert m.wait_event("helo")
+    conn = [e for e in m.session_with("helo") if e["ev"] == "connect"][0]
+    assert conn["family"] == 10 and conn["addr"][0] == "2001:db8::5" and conn["addr"][1] == 40001, conn
+    assert conn["macros"]["{client_addr}"] == "2001:db8::5"
