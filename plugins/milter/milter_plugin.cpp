@@ -56,6 +56,7 @@ struct Outcome {
   Step step = Step::proceed;
   Verdict verdict;
   std::string error;
+  bool discard = false;  // a discard: the whole transaction is refused
 };
 
 class MilterPlugin : public Plugin {
@@ -301,7 +302,7 @@ class MilterPlugin : public Plugin {
       case rep::discard:
         o.step = Step::refuse;
         o.verdict = discarded();
-        o.error = "discard";
+        o.discard = true;
         return o;
       case rep::replycode: {
         auto rc = parse_replycode(r.reply.data);
@@ -328,7 +329,7 @@ class MilterPlugin : public Plugin {
         if (l.server->tempfail_on_error) return unavailable();
         return std::nullopt;
       case Step::refuse:
-        if (o.error == "discard") st.discarded = true;
+        if (o.discard) st.discarded = true;
         log::info("milter_refused", {{"session", tx.conn.id}, {"milter", l.server->name}, {"stage", stage},
                                      {"reply", std::to_string(o.verdict.code) + " " + o.verdict.enhanced + " " + o.verdict.text}});
         return o.verdict;
