@@ -314,3 +314,29 @@ def test_ipv6_client_family_and_address(sink, gateway_factory, milter):
     conn = [e for e in m.session_with("helo") if e["ev"] == "connect"][0]
     assert conn["family"] == 10 and conn["addr"][0] == "2001:db8::5" and conn["addr"][1] == 40001, conn
     assert conn["macros"]["{client_addr}"] == "2001:db8::5"
+
+
+def test_header_leading_space_negotiated(sink, gateway_factory, milter):
+    m = milter({"protocol": ["leadspc"], "edits": [["add", "X-Lead", " spaced value"], ["chg", "Subject", 1, " new"]]})
+    gw = start_gw(gateway_factory, sink, m)
+    assert one(gw, body=b"Subject:  two spaces\r\nX-Folded: a\r\n\tb\r\n\r\nbody\r\n")[0] == 250
+    hdrs = [(h["name"], h["value"]) for h in m.events("header")]
+    assert hdrs == [("Subject", "  two spaces"), ("X-Folded", " a\n\tb")]
+    assert sink.wait_count(1)
+    data = sink.messages[0].data
+    assert b"\r\nX-Lead: spaced value\r\n" in data and b"\r\nSubject: new\r\n" in data
+
+
+def test_setsymlist_limits_the_macros(sink, gateway_factory, milter):
+    m = milter({"symlist": {"mail": ["{mail_addr}"], "connect": ["j"]}})
+    gw = start_gw(gateway_factory, sink, m)
+    assert one(gw)[0] == 250
+    assert m.wait_event("eom")
+    s = m.session_with("mail")
+    mail = [e for e in s if e["ev"] == "mail"][0]
+    # libmilter keeps earlier stages' macros visible (j from connect); "i" was not asked for at MAIL
+    assert mail["macros"]["{mail_addr}"] == "alice@sender.test" and "i" not in mail["macros"], mail
+    conn = [e for e in s if e["ev"] == "connect"][0]
+    assert conn["macros"] == {"j": "gw.test"}, conn
+    rcpt = [e for e in s if e["ev"] == "rcpt"][0]
+    assert rcpt["macros"]["{rcpt_addr}"] == "bob@example.test"  # stages without a list get every macro

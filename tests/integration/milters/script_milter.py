@@ -9,7 +9,8 @@ negotiation, so a test changes what the next session gets by rewriting it:
    "edits": [["add", name, value], ["ins", idx, name, value], ["chg", name, idx, value],
              ["body", text], ["quarantine", reason]],
    "progress": N (SMFIR_PROGRESS N times at eom, one second apart),
-   "protocol": ["nohdrs", "nobody", "nr_rcpt", "nomail", ...] (steps to skip / leave unanswered)}
+   "protocol": ["nohdrs", "nobody", "nr_rcpt", "nomail", "leadspc", ...] (steps to skip / leave unanswered),
+   "symlist": {"mail": ["{mail_addr}"], ...} (SMFIR_SETSYMLIST: the macros wanted per stage)}
 ACTION is "continue" (default), "accept", "reject", "tempfail", "discard", "skip" or
 "reply:550 5.7.0 text". Every callback is appended to LOG as one JSON object per line.
 """
@@ -29,7 +30,7 @@ PROTOCOL = {"noconnect": Milter.P_NOCONNECT, "nohelo": Milter.P_NOHELO, "nomail"
             "noeoh": Milter.P_NOEOH, "nodata": Milter.P_NODATA, "nr_rcpt": Milter.P_NR_RCPT,
             "nr_mail": Milter.P_NR_MAIL, "nr_hdr": Milter.P_NR_HDR, "nr_body": Milter.P_NR_BODY,
             "nr_eoh": Milter.P_NR_EOH, "nr_data": Milter.P_NR_DATA, "nr_conn": Milter.P_NR_CONN,
-            "nr_helo": Milter.P_NR_HELO}
+            "nr_helo": Milter.P_NR_HELO, "leadspc": Milter.P_HDR_LEADSPC}
 MACROS = ("j", "{daemon_name}", "i", "{client_addr}", "{client_name}", "{auth_authen}", "{tls_version}",
           "{mail_addr}", "{rcpt_addr}")
 
@@ -72,6 +73,11 @@ class ScriptMilter(Milter.Base):
         with open(SCRIPT) as f:
             self.script = json.load(f)
         rc = Milter.Base.negotiate(self, opts)
+        stages = {"connect": Milter.M_CONNECT, "helo": Milter.M_HELO, "mail": Milter.M_ENVFROM,
+                  "rcpt": Milter.M_ENVRCPT, "data": Milter.M_DATA, "eoh": Milter.M_EOH, "eom": Milter.M_EOM}
+        for stage, names in self.script.get("symlist", {}).items():
+            # Milter.Base.setsymlist hands libmilter bytes, which Debian's python3 binding refuses
+            self._ctx.setsymlist(stages[stage], " ".join(names))
         for p in self.script.get("protocol", []):
             opts[1] |= PROTOCOL[p]
         self._protocol = opts[1]
@@ -147,6 +153,6 @@ class ScriptMilter(Milter.Base):
 
 
 Milter.factory = ScriptMilter
-Milter.set_flags(Milter.ADDHDRS | Milter.CHGHDRS | Milter.CHGBODY | Milter.QUARANTINE)
+Milter.set_flags(Milter.ADDHDRS | Milter.CHGHDRS | Milter.CHGBODY | Milter.QUARANTINE | Milter.SETSYMLIST)
 log(ev="start", cid=0)
 Milter.runmilter("scriptmilter", SOCKET, 240)
