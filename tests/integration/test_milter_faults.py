@@ -144,3 +144,25 @@ def test_acknowledged_equals_received_under_flapping_milter(sink, gateway_factor
     assert acked == 6
     assert sink.wait_count(acked) and sink.count() == acked
     assert sorted(int(msg.header("Subject")[0][1:]) for msg in sink.messages) == [1, 3, 5, 7, 9, 11]
+
+
+def test_command_order_on_the_wire(sink, gateway_factory, raw):
+    m = raw("ok")
+    gw = gw_for(gateway_factory, sink, m.address)
+    c = open_session(gw.port)
+    assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+    assert c.cmd("RCPT TO:<b@example.test>")[0] == 250
+    assert c.cmd("RSET")[0] == 250
+    assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+    assert c.cmd("RCPT TO:<b@example.test>")[0] == 250
+    assert c.cmd("RCPT TO:<c@example.test>")[0] == 250
+    assert c.cmd("DATA")[0] == 354
+    c.send(b"Subject: x\r\nTo: b@example.test\r\n\r\n" + (b"q" * 998 + b"\r\n") * 70 + b".\r\n")
+    assert c.reply()[0] == 250
+    assert c.cmd("QUIT")[0] == 221
+    c.close()
+    from miltertest import wait_for
+    ours = lambda: [s for s in m.sessions() if b"M" in s]  # not the gateway start's probe session
+    assert wait_for(lambda: ours() and b"Q" in ours()[0], 10)
+    seq = b"".join(x for x in ours()[0] if x != b"D")  # without the macro packets
+    assert seq == b"OCHMRAMRRTLLNBBEQ", seq

@@ -142,6 +142,7 @@ class RawMilter:
         self.fault_at = fault_at
         self.garbage = garbage
         self.seen = []
+        self.per_conn = []
         self.lock = threading.Lock()
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -161,6 +162,9 @@ class RawMilter:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn):
+        mine = []
+        with self.lock:
+            self.per_conn.append(mine)
         try:
             while True:
                 cmd, data = read_packet(conn)
@@ -168,6 +172,7 @@ class RawMilter:
                     return
                 with self.lock:
                     self.seen.append(cmd)
+                    mine.append(cmd)
                 if cmd == b"O":
                     conn.sendall(packet(b"O", struct.pack(">III", 6, 0x01 | 0x10, 0)))
                     continue
@@ -193,6 +198,11 @@ class RawMilter:
     def commands(self):
         with self.lock:
             return list(self.seen)
+
+    def sessions(self):
+        """The commands of each milter connection, in order of connection."""
+        with self.lock:
+            return [list(c) for c in self.per_conn]
 
     def stop(self):
         self.running = False
