@@ -1,5 +1,9 @@
 #include "plugins/milter/client.hpp"
 
+#include <sys/socket.h>
+
+#include <cerrno>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -61,6 +65,15 @@ Client::Client(asio::any_io_executor ex, Duration command_timeout)
 Client::~Client() { close(); }
 
 bool Client::is_open() const { return socket_.is_open(); }
+
+bool Client::idle_broken() {
+  if (!socket_.is_open()) return true;
+  if (decoder_.buffered() > 0) return true;
+  char c;
+  int n = static_cast<int>(::recv(socket_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT));
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return false;
+  return true;  // 0: closed by the milter; > 0: data nobody asked for; < 0: a socket error
+}
 
 void Client::close() {
   boost::system::error_code ec;

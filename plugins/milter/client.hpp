@@ -55,6 +55,9 @@ class Client {
   boost::asio::awaitable<void> send(std::string out);
 
   bool is_open() const;
+  // Whether the milter has closed an idle connection (restarted, idle timeout) or sent something
+  // unasked: checked without waiting before a transaction starts.
+  bool idle_broken();
   void close();
   std::uint32_t actions() const { return actions_; }
   std::uint32_t protocol() const { return protocol_; }

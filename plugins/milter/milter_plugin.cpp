@@ -108,6 +108,12 @@ class MilterPlugin : public Plugin {
     if (!st) co_return Verdict::next();
     for (std::size_t i = 0; i < st->links.size(); ++i) {
       Link& l = st->links[i];
+      if (!l.failed && l.usable() && l.client->idle_broken()) {
+        // The milter closed the idle connection between transactions (a restart): reconnect quietly.
+        log::info("milter_reconnect", {{"session", tx.conn.id}, {"milter", l.server->name}});
+        l.client->close();
+        l.failed = true;
+      }
       if (l.failed) {
         // Broken earlier in the session: a fresh connection (CONNECT and HELO again) for this transaction.
         Outcome o = co_await open(tx, l, i, true);

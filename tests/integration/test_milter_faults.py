@@ -166,3 +166,25 @@ def test_command_order_on_the_wire(sink, gateway_factory, raw):
     assert wait_for(lambda: ours() and b"Q" in ours()[0], 10)
     seq = b"".join(x for x in ours()[0] if x != b"D")  # without the macro packets
     assert seq == b"OCHMRAMRRTLLNBBEQ", seq
+
+
+def test_milter_restart_between_transactions_costs_nothing(sink, gateway_factory, raw):
+    m = raw("ok")
+    gw = gw_for(gateway_factory, sink, m.address)
+    c = open_session(gw.port)
+
+    def tx():
+        assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
+        assert c.cmd("RCPT TO:<b@example.test>")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send(b"Subject: x\r\n\r\nbody\r\n.\r\n")
+        return c.reply()[0]
+
+    assert tx() == 250
+    import socket as so
+    for conn in list(m.conns):  # the milter drops its connections, as a restart does
+        conn.shutdown(so.SHUT_RDWR)
+    assert tx() == 250
+    c.close()
+    assert sink.wait_count(2)
+    assert "milter_reconnect" in gw.log() and "milter_error" not in gw.log()
