@@ -273,10 +273,10 @@ def test_big_body_in_chunks_and_skip(sink, gateway_factory, milter):
 
 
 def test_progress_keeps_waiting(sink, gateway_factory, milter):
-    m = milter({"progress": 3, "edits": [["add", "X-Slow", "yes"]]})
-    gw = start_gw(gateway_factory, sink, m, command_timeout="2s")
+    m = milter({"progress": 4, "edits": [["add", "X-Slow", "yes"]]})
+    gw = start_gw(gateway_factory, sink, m, command_timeout="3s")
     code, lines = one(gw)
-    assert code == 250, lines  # 3 s of work, but progress every second restarts the 2 s timeout
+    assert code == 250, lines  # 4 s of work, but progress every second restarts the 3 s timeout
     assert sink.wait_count(1) and sink.messages[0].header("X-Slow") == ["yes"]
 
 
