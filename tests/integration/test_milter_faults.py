@@ -188,3 +188,12 @@ def test_milter_restart_between_transactions_costs_nothing(sink, gateway_factory
     c.close()
     assert sink.wait_count(2)
     assert "milter_reconnect" in gw.log() and "milter_error" not in gw.log()
+
+
+def test_endless_progress_is_capped(sink, gateway_factory, raw):
+    m = raw("progress", fault_at=b"E")
+    gw = gw_for(gateway_factory, sink, m.address, command_timeout="300ms")
+    (code, lines), took = timed(lambda: send_message(gw.port))
+    assert code == 451, lines
+    assert 2.5 <= took < 10  # at most 10 command timeouts in all, however often it says progress
+    assert "still only progress" in gw.log() and sink.count() == 0

@@ -133,6 +133,7 @@ class RawMilter:
     """Speaks just enough of the protocol: answers OPTNEG, continue to everything, and misbehaves at
     the command `fault_at` (a command octet such as b"B" for body, b"E" for end of message):
       mode "hang": never answers; "die": closes the connection; "garbage": sends `garbage` bytes;
+      "progress": SMFIR_PROGRESS every 0.1 s, forever;
       "ok": behaves. Counts the commands it received in `seen`."""
 
     def __init__(self, mode="ok", fault_at=b"E", garbage=b"\x00\x00\x00\x05zjunk"):
@@ -187,6 +188,11 @@ class RawMilter:
                         return
                     if self.mode == "die":
                         conn.close()
+                        return
+                    if self.mode == "progress":  # alive, but never done
+                        while self.running:
+                            conn.sendall(packet(b"p"))
+                            time.sleep(0.1)
                         return
                     if self.mode == "garbage":
                         conn.sendall(self.garbage)
