@@ -5,6 +5,7 @@ import os
 import socket
 import struct
 import subprocess
+import sys
 import threading
 import time
 
@@ -12,7 +13,8 @@ from gwtest import free_port, wait_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPT_MILTER = os.path.join(HERE, "..", "milters", "script_milter.py")
-PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else "python3"
+# the interpreter running the tests (CTest runs them with Debian's python3, which has python3-milter)
+PYTHON = sys.executable
 
 
 def wait_for(pred, timeout=10.0, step=0.02):
