@@ -326,6 +326,9 @@ void open_gateway(lua_State* L) {
   luaL_newlib(L, gateway);
   luaL_newlib(L, store);
   lua_setfield(L, -2, "store");
+  open_dns(L);
+  open_regex(L);
+  open_map_api(L);
   lua_setglobal(L, "gateway");
 }
 

@@ -47,6 +47,11 @@ struct VerdictUd {
   char text[kMaxReplyText + 1];
 };
 void open_gateway(lua_State* L);
+// Each sets its field of the gateway table on top of the stack: gateway.dns (dns.cpp),
+// gateway.regex (regex.cpp), gateway.map (map.cpp).
+void open_dns(lua_State* L);
+void open_regex(lua_State* L);
+void open_map_api(lua_State* L);
 void write_log(log::Level level, lua_State* L, const char* text, std::size_t len);
 
 // ---- tx.cpp: tx and msg are userdata holding the serial of their call, valid only during it.

@@ -62,10 +62,6 @@ State* state_of(lua_State* L) {
   return static_cast<State*>(ud);
 }
 
-State::~State() {
-  if (L) lua_close(L);
-}
-
 std::shared_ptr<State> State::create(std::shared_ptr<const Program> prog, std::string& error) {
   std::shared_ptr<State> st(new State());
   st->prog = prog;
@@ -126,7 +122,8 @@ int prepare_call(lua_State* L) {
   push_tx(L, c->serial);
   int n = 2;
   switch (c->hook) {
-    case Hook::connect: n = 1; break;
+    case Hook::connect:
+    case Hook::disconnect: n = 1; break;
     case Hook::helo:
     case Hook::mail_from:
     case Hook::rcpt_to: lua_pushlstring(L, c->arg.data(), c->arg.size()); break;
@@ -188,6 +185,7 @@ const char* hook_name(Hook h) {
     case Hook::mail_from: return "on_mail_from";
     case Hook::rcpt_to: return "on_rcpt_to";
     case Hook::data: return "on_data";
+    case Hook::disconnect: return "on_disconnect";
   }
   return "?";
 }

@@ -10,9 +10,14 @@
 
 #include <lua.hpp>
 
+#include "gateway/dns/resolver.hpp"
+
 #include "lua/host.hpp"
 
-namespace gw::observe { struct Counter; }
+namespace gw::observe {
+struct Counter;
+struct Gauge;
+}
 
 namespace gw::lua {
 
@@ -25,7 +30,10 @@ struct Script {
 struct Program {
   Options options;
   std::vector<Script> scripts;
+  observe::Gauge* memory = nullptr;  // smtpgw_lua_memory_bytes{instance=...}: bytes held by the states
 };
+
+class State;
 
 struct StoreRequest {
   enum class Op { incr, get, set } op = Op::get;
@@ -42,6 +50,24 @@ struct StoreReply {
   bool integer = false;    // incr: the value is `i`
   std::int64_t i = 0;
   std::string s;
+};
+
+struct DnsRequest {
+  std::string name;
+  dns::Type type = dns::Type::A;
+  bool rbl = false;  // gateway.dns.rbl: the answer is nil or the first address
+};
+
+// tx.session_data and tx.data of one client session: registry references in the state the session
+// uses (it keeps using that state, so the tables stay reachable). Kept in Connection::plugin_state
+// under the instance name, so they go when the session goes; the destructor drops the references.
+struct SessionTables {
+  std::shared_ptr<State> state;
+  const void* host = nullptr;  // a reloaded config builds a new Host: its sessions start afresh
+  int session_ref = LUA_NOREF;
+  int data_ref = LUA_NOREF;
+  void drop_data();
+  ~SessionTables();
 };
 
 // One hook call of one script (or one main chunk while loading).
@@ -61,6 +87,10 @@ struct Call {
   std::optional<StoreRequest> pending;  // set by gateway.store.* right before it yields
   StoreReply reply;                     // filled by C++ before the resume
   std::uintptr_t token = 0;             // gateway.store.* checks it was resumed by C++, not by a script
+  std::optional<DnsRequest> dns;        // set by gateway.dns.* right before it yields
+  dns::Answer answer;                   // filled by C++ before the resume
+  SessionTables* session = nullptr;     // tx.session_data, tx.data
+  std::uint64_t dns_lookups = 0;        // gateway.dns.* so far (max_dns_lookups)
 };
 
 class State {
@@ -82,6 +112,7 @@ class State {
   std::vector<unsigned> hook_bits;  // per script: hooks its main chunk defined
   const void* verdict_mt = nullptr;
   std::unordered_map<std::string, observe::Counter*> counters;
+  std::int64_t reported = 0;  // bytes last added to the memory gauge
   bool retire = false;  // memory stays near the cap after a full collection: build a fresh state
 
   Call* find_call(std::uint64_t serial) const {

@@ -54,6 +54,31 @@ int tx_add_header(lua_State* L) {
   return 0;
 }
 
+// tx:remove_header(name): marks every field of the received message with that name (case-insensitive)
+// removed; headers added by tx:add_header are not in the message and stay. Returns how many went.
+int tx_remove_header(lua_State* L) {
+  Transaction& tx = check_tx(L, 1, kTxMeta);
+  std::size_t nlen = 0;
+  const char* name = luaL_checklstring(L, 2, &nlen);
+  if (!field_name_ok(name, nlen))
+    return luaL_argerror(L, 2, "not a header field name (printable ASCII without ':' or space)");
+  lua_Integer n = 0;
+  bool oom = false;
+  try {
+    const auto& fields = tx.message.fields();
+    for (std::size_t i = 0; i < fields.size(); ++i) {
+      if (fields[i].removed || !iequals(tx.message.field_name(fields[i]), std::string_view(name, nlen))) continue;
+      tx.message.remove_field(i);
+      ++n;
+    }
+  } catch (...) {
+    oom = true;
+  }
+  if (oom) return luaL_error(L, "not enough memory");
+  lua_pushinteger(L, n);
+  return 1;
+}
+
 void push_opt(lua_State* L, const std::optional<std::string>& s) {
   if (s) lua_pushlstring(L, s->data(), s->size());
   else lua_pushnil(L);
@@ -116,6 +141,57 @@ int tx_index(lua_State* L) {
     lua_pushlstring(L, c.id.data(), c.id.size());
   } else if (key == "add_header") {
     lua_pushcfunction(L, tx_add_header);
+  } else if (key == "remove_header") {
+    lua_pushcfunction(L, tx_remove_header);
+  } else if (key == "session_data" || key == "data") {
+    Call* call = state_of(L)->find_call(static_cast<Box*>(lua_touserdata(L, 1))->serial);
+    SessionTables* t = call ? call->session : nullptr;
+    if (!t) return 0;
+    int& ref = key == "data" ? t->data_ref : t->session_ref;
+    if (ref == LUA_NOREF) {  // created on first use
+      lua_newtable(L);
+      lua_pushvalue(L, -1);
+      ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    } else {
+      lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+    }
+  } else if (key == "dmarc") {
+    if (!tx.dmarc) return 0;
+    lua_createtable(L, 0, 4);
+    set_str(L, "result", tx.dmarc->result);
+    set_str(L, "domain", tx.dmarc->domain);
+    set_str(L, "policy", tx.dmarc->policy);
+    set_str(L, "disposition", tx.dmarc->disposition);
+  } else if (key == "dnsbl") {
+    if (!tx.dnsbl) return 0;
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, tx.dnsbl->score);
+    lua_setfield(L, -2, "score");
+    lua_createtable(L, static_cast<int>(tx.dnsbl->hits.size()), 0);
+    for (std::size_t i = 0; i < tx.dnsbl->hits.size(); ++i) {
+      const DnsblHit& h = tx.dnsbl->hits[i];
+      lua_createtable(L, 0, 3);
+      set_str(L, "zone", h.zone);
+      lua_pushinteger(L, h.weight);
+      lua_setfield(L, -2, "weight");
+      set_str(L, "code", h.code);
+      lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+    }
+    lua_setfield(L, -2, "hits");
+  } else if (key == "rspamd") {
+    if (!tx.rspamd) return 0;
+    lua_createtable(L, 0, 4);
+    set_str(L, "action", tx.rspamd->action);
+    lua_pushnumber(L, tx.rspamd->score);
+    lua_setfield(L, -2, "score");
+    lua_pushnumber(L, tx.rspamd->required_score);
+    lua_setfield(L, -2, "required_score");
+    lua_createtable(L, 0, static_cast<int>(tx.rspamd->symbols.size()));
+    for (const auto& [name, score] : tx.rspamd->symbols) {
+      lua_pushnumber(L, score);
+      lua_setfield(L, -2, name.c_str());
+    }
+    lua_setfield(L, -2, "symbols");
   } else {
     return 0;
   }
@@ -215,7 +291,9 @@ int msg_index(lua_State* L) {
   return 1;
 }
 
-int readonly_newindex(lua_State* L) { return luaL_error(L, "tx and msg are read-only (use tx:add_header)"); }
+int readonly_newindex(lua_State* L) {
+  return luaL_error(L, "tx and msg are read-only (use tx:add_header, or keep values in tx.data / tx.session_data)");
+}
 
 void new_locked_meta(lua_State* L, const char* name, lua_CFunction index) {
   luaL_newmetatable(L, name);
