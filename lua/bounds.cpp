@@ -42,8 +42,10 @@ void count_hook(lua_State* L, lua_Debug*) {
   lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
   if (c->thread && c->thread != L) lua_sethook(c->thread, count_hook, LUA_MASKCOUNT, 1);
   luaL_where(L, 0);
-  lua_pushfstring(L, "instruction limit exceeded (max_instructions = %I)",
-                  static_cast<lua_Integer>(st->prog->options.max_instructions));
+  if (!c->stop.empty()) lua_pushstring(L, c->stop.c_str());
+  else
+    lua_pushfstring(L, "instruction limit exceeded (max_instructions = %I)",
+                    static_cast<lua_Integer>(st->prog->options.max_instructions));
   lua_concat(L, 2);
   lua_error(L);
 }
@@ -66,6 +68,26 @@ void charge(lua_State* L, std::uint64_t n) {
     luaL_error(L, "instruction limit exceeded (max_instructions = %I)",
                static_cast<lua_Integer>(st->prog->options.max_instructions));
   }
+}
+
+}  // namespace gw::lua
+
+namespace gw::lua {
+
+void stop_call(lua_State* L, const char* reason) {
+  State* st = state_of(L);
+  Call* c = st->current;
+  if (c) {
+    c->exceeded = true;
+    try {
+      if (c->stop.empty()) c->stop = reason;
+    } catch (...) {
+    }
+    lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
+    if (c->thread && c->thread != L) lua_sethook(c->thread, count_hook, LUA_MASKCOUNT, 1);
+  }
+  luaL_error(L, "%s", reason);
+  std::abort();  // luaL_error does not return
 }
 
 }  // namespace gw::lua

@@ -60,9 +60,12 @@ Call* dns_call(lua_State* L) {
   if (!c || c->loading) luaL_error(L, "gateway.dns is not available while a script loads");
   if (c->thread != L) luaL_error(L, "gateway.dns cannot be called inside a coroutine the script created");
   if (!lua_isyieldable(L)) luaL_error(L, "gateway.dns cannot be called here (a C function in between)");
-  if (++c->dns_lookups > st->prog->options.max_dns_lookups)
-    luaL_error(L, "gateway.dns: more than %I lookups in one hook call (max_dns_lookups)",
-               static_cast<lua_Integer>(st->prog->options.max_dns_lookups));
+  if (++c->dns_lookups > st->prog->options.max_dns_lookups) {
+    char reason[128];
+    std::snprintf(reason, sizeof reason, "gateway.dns: more than %llu lookups in one hook call (max_dns_lookups)",
+                  static_cast<unsigned long long>(st->prog->options.max_dns_lookups));
+    stop_call(L, reason);
+  }
   return c;
 }
 

@@ -263,7 +263,7 @@ Task<Verdict> Host::call(Hook hook, Transaction& tx, std::string_view arg) {
         where = innermost_line(T);
       } else {
         describe_error(T, message, where);
-        kind = c.exceeded ? "instructions" : status == LUA_ERRMEM ? "memory" : "runtime";
+        kind = !c.stop.empty() ? "bound" : c.exceeded ? "instructions" : status == LUA_ERRMEM ? "memory" : "runtime";
       }
     }
     st->current = nullptr;

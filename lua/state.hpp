@@ -84,6 +84,7 @@ struct Call {
   int nargs = 0;
   std::uint64_t used = 0;  // instructions so far
   bool exceeded = false;
+  std::string stop;  // why the call was stopped when it is not the instruction count (see stop_call)
   std::optional<StoreRequest> pending;  // set by gateway.store.* right before it yields
   StoreReply reply;                     // filled by C++ before the resume
   std::uintptr_t token = 0;             // gateway.store.* checks it was resumed by C++, not by a script
@@ -130,6 +131,9 @@ State* state_of(lua_State* L);
 // Charges `n` units of work done inside a C function (no Lua instruction runs there) to the running
 // call's instruction budget; raises "instruction limit exceeded" once it is spent.
 void charge(lua_State* L, std::uint64_t n);
+// Ends the running call like the instruction bound does (every further instruction raises, so a
+// script cannot catch it and go on) with `reason` as the error; used for max_dns_lookups.
+[[noreturn]] void stop_call(lua_State* L, const char* reason);
 // Replaces string.find/match/gmatch/gsub with the step-counted matcher (pattern.cpp).
 void install_patterns(lua_State* L);
 
