@@ -100,17 +100,19 @@ bool run(lua_State* L, Regex* r, const char* s, std::size_t len, std::size_t sta
   return true;
 }
 
-// Pushes the whole match and every capture (nil for a group that did not take part).
-int push_match(lua_State* L, Regex* r, const char* s) {
+// Pushes the whole match and every capture (nil for a group that did not take part); with
+// `captures_only`, string.gmatch's way: the captures, or the whole match when there are none.
+int push_match(lua_State* L, Regex* r, const char* s, bool captures_only = false) {
   PCRE2_SIZE* ov = pcre2_get_ovector_pointer(r->md);
   uint32_t groups = 0;
   pcre2_pattern_info(r->code, PCRE2_INFO_CAPTURECOUNT, &groups);
   luaL_checkstack(L, static_cast<int>(groups) + 1, "too many captures");
-  for (uint32_t i = 0; i <= groups; ++i) {
+  const uint32_t first = captures_only && groups > 0 ? 1 : 0;
+  for (uint32_t i = first; i <= groups; ++i) {
     if (ov[2 * i] == PCRE2_UNSET) lua_pushnil(L);
     else lua_pushlstring(L, s + ov[2 * i], ov[2 * i + 1] - ov[2 * i]);
   }
-  return static_cast<int>(groups) + 1;
+  return static_cast<int>(groups + 1 - first);
 }
 
 int re_match(lua_State* L) {
@@ -158,7 +160,7 @@ int gmatch_step(lua_State* L) {
   if (ov[1] == ov[0]) ++next;  // an empty match: move on one byte
   lua_pushinteger(L, next);
   lua_replace(L, lua_upvalueindex(3));
-  return push_match(L, r, s);
+  return push_match(L, r, s, true);
 }
 
 int re_gmatch(lua_State* L) {
