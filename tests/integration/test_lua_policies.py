@@ -3,9 +3,7 @@ import os
 import re
 import time
 
-import pytest
-
-from luahelp import POLICIES, alive, data, session, start, write
+from luahelp import POLICIES, session, start, write
 from gwtest import Client, send_message
 
 FACTS = "\n[plugins.test_facts]\n"

@@ -5,7 +5,7 @@ import subprocess
 import time
 
 from gwtest import BUILD
-from luahelp import send_message, session, start, write
+from luahelp import send_message, start, write
 
 SCRIPT = r"""
 local subject_rule = gateway.regex.new("^(?:buy|cheap)\\s+(\\w+)", "i")
@@ -27,7 +27,6 @@ end
 function on_data(tx, msg)
   local subject = msg:header("Subject") or ""
   if subject == "evil" then
-    local t0 = os.clock()
     evil:match(string.rep("a", 40) .. "!")
     return gateway.reject(550, "5.7.1", "evil returned")
   end
