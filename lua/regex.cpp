@@ -71,6 +71,8 @@ int l_new(lua_State* L) {
     return luaL_error(L, "gateway.regex.new: %s at offset %d of /%s/", reinterpret_cast<const char*>(buf),
                       static_cast<int>(offset), pattern);
   }
+  // JIT when the platform has it (an order of magnitude faster); it honours the match limit too.
+  pcre2_jit_compile(r->code, PCRE2_JIT_COMPLETE);
   r->md = pcre2_match_data_create_from_pattern(r->code, nullptr);
   r->mctx = pcre2_match_context_create(nullptr);
   if (!r->md || !r->mctx) return luaL_error(L, "not enough memory");
