@@ -1,6 +1,7 @@
 // Host: compiled scripts + one state per worker; the driver that runs a hook as a Lua coroutine and
 // serves its gateway.store.* yields with co_await.
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -127,6 +128,8 @@ State::~State() {
 }
 
 Host::Host(Options options) {
+  static std::atomic<std::uint64_t> next_id{0};
+  id_ = ++next_id;
   auto prog = std::make_shared<Program>();
   prog->options = std::move(options);
   for (auto& path : prog->options.scripts) {
@@ -170,19 +173,19 @@ std::size_t Host::memory_used() const {
 std::shared_ptr<State> Host::state_for(Transaction& tx) {
   const std::string& key = prog_->options.instance;
   // A state retired at its memory cap is left by its sessions too (their tables go with it).
-  if (auto t = tx.conn.state<SessionTables>(key); t && t->host == this && t->state && !t->state->retire)
+  if (auto t = tx.conn.state<SessionTables>(key); t && t->host == id_ && t->state && !t->state->retire)
     return t->state;
   auto st = state();
   if (!st) return st;
   auto tables = std::make_shared<SessionTables>();
   tables->state = st;
-  tables->host = this;
+  tables->host = id_;
   tx.conn.plugin_state.insert_or_assign(key, std::move(tables));  // drops a previous config's tables
   return st;
 }
 
 void Host::end_transaction(Transaction& tx) {
-  if (auto t = tx.conn.state<SessionTables>(prog_->options.instance); t && t->host == this) t->drop_data();
+  if (auto t = tx.conn.state<SessionTables>(prog_->options.instance); t && t->host == id_) t->drop_data();
 }
 
 Task<void> Host::end_session(Transaction& tx) {

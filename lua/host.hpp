@@ -74,6 +74,7 @@ class Host {
   std::shared_ptr<const Program> prog_;
   std::vector<std::shared_ptr<State>> slots_;  // indexed by worker_index(); each touched by its worker only
   unsigned hooks_ = 0;
+  std::uint64_t id_ = 0;  // unique per Host of the process (an address could be reused after a reload)
 };
 
 }  // namespace gw::lua

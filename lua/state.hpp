@@ -63,7 +63,7 @@ struct DnsRequest {
 // under the instance name, so they go when the session goes; the destructor drops the references.
 struct SessionTables {
   std::shared_ptr<State> state;
-  const void* host = nullptr;  // a reloaded config builds a new Host: its sessions start afresh
+  std::uint64_t host = 0;  // Host::id_: a reloaded config builds a new Host, its sessions start afresh
   int session_ref = LUA_NOREF;
   int data_ref = LUA_NOREF;
   void drop_data();
