@@ -55,7 +55,8 @@ function on_connect(tx) tx.session_data.n = 0 end
 function on_helo(tx, name) tx.session_data.n = tx.session_data.n + 1 end
 function on_disconnect(tx)
   gateway.counter("disconnects")
-  gateway.log("info", "bye port=" .. tx.client.port .. " helos=" .. tostring(tx.session_data.n) .. ".")
+  gateway.log("info", "bye port=" .. tx.client.port .. " helos=" .. tostring(tx.session_data.n) ..
+              " sender=" .. tostring(tx.sender) .. ".")
   return gateway.reject(550, "5.7.1", "ignored")  -- verdicts are ignored here
 end
 """
@@ -75,15 +76,16 @@ def test_on_disconnect_every_session_end(gateway_factory, sink, tmp_path):
     gw = start(gateway_factory, sink, tmp_path, DISCONNECT)
     expected = []
     c = session(gw.port)  # QUIT
-    expected.append("bye port=%d helos=1." % c.sock.getsockname()[1])
+    expected.append("bye port=%d helos=1 sender=nil." % c.sock.getsockname()[1])
     assert c.cmd("QUIT")[0] == 221
     c.close()
-    c = session(gw.port)  # EHLO twice, then the client goes away without QUIT
-    expected.append("bye port=%d helos=2." % c.sock.getsockname()[1])
+    c = session(gw.port)  # EHLO twice, MAIL, then the client goes away without QUIT
+    expected.append("bye port=%d helos=2 sender=nil." % c.sock.getsockname()[1])
     c.cmd("EHLO again.test")
+    assert c.cmd("MAIL FROM:<open@sender.test>")[0] == 250  # the open transaction ends first
     c.close()
     c = Client(gw.port)  # gone right after the greeting
-    expected.append("bye port=%d helos=0." % c.sock.getsockname()[1])
+    expected.append("bye port=%d helos=0 sender=nil." % c.sock.getsockname()[1])
     assert c.reply()[0] == 220
     c.close()
     assert wait_for(lambda: all(e in gw.log() for e in expected)), (expected, gw.log()[-3000:])
