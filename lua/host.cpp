@@ -1,12 +1,14 @@
 // Host: compiled scripts + one state per worker; the driver that runs a hook as a Lua coroutine and
 // serves its gateway.store.* yields with co_await.
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 
 #include "gateway/core/worker.hpp"
+#include "gateway/dns/resolver.hpp"
 #include "gateway/observe/log.hpp"
 #include "gateway/observe/metrics.hpp"
 #include "gateway/store/store.hpp"
@@ -61,6 +63,39 @@ Task<StoreReply> run_store(store::Store& s, StoreRequest req) {
   co_return r;
 }
 
+Task<dns::Answer> run_dns(dns::Resolver* r, DnsRequest req) {
+  dns::Answer a;
+  if (!r) co_return a;  // temperror
+  try {
+    a = co_await r->query(std::move(req.name), req.type);
+  } catch (const std::exception&) {
+    a = dns::Answer{};
+  }
+  co_return a;
+}
+
+void unref(State& st, int ref) {
+  if (ref == LUA_NOREF || !st.L) return;
+  lua_State* L = st.L;
+  lua_pushcfunction(L, [](lua_State* L) -> int {
+    int ref = static_cast<int>(lua_tointeger(L, 1));
+    luaL_unref(L, LUA_REGISTRYINDEX, ref);
+    return 0;
+  });
+  lua_pushinteger(L, ref);
+  lua_pcall(L, 1, 0, 0) == LUA_OK ? void() : lua_pop(L, 1);
+}
+
+// Brings the memory gauge up to date with the bytes this state holds (once per hook call).
+void report(State& st) {
+  if (!st.prog->memory) return;
+  auto now = static_cast<std::int64_t>(st.used);
+  if (now != st.reported) {
+    st.prog->memory->add(now - st.reported);
+    st.reported = now;
+  }
+}
+
 // Ends a call whatever happens to the C++ coroutine (even if its frame is destroyed while suspended).
 struct CallGuard {
   State& st;
@@ -68,22 +103,33 @@ struct CallGuard {
   ~CallGuard() {
     if (st.current == &c) st.current = nullptr;
     std::erase(st.active, &c);
-    if (c.thread_ref != LUA_NOREF) {
-      lua_State* L = st.L;
-      lua_pushcfunction(L, [](lua_State* L) -> int {
-        int ref = static_cast<int>(lua_tointeger(L, 1));
-        luaL_unref(L, LUA_REGISTRYINDEX, ref);
-        return 0;
-      });
-      lua_pushinteger(L, c.thread_ref);
-      lua_pcall(L, 1, 0, 0) == LUA_OK ? void() : lua_pop(L, 1);
-    }
+    unref(st, c.thread_ref);
+    report(st);
   }
 };
 
 }  // namespace
 
+void SessionTables::drop_data() {
+  if (state) unref(*state, data_ref);
+  data_ref = LUA_NOREF;
+}
+
+SessionTables::~SessionTables() {
+  if (!state) return;
+  unref(*state, data_ref);
+  unref(*state, session_ref);
+  report(*state);
+}
+
+State::~State() {
+  if (L) lua_close(L);
+  if (prog && prog->memory) prog->memory->add(-reported);
+}
+
 Host::Host(Options options) {
+  static std::atomic<std::uint64_t> next_id{0};
+  id_ = ++next_id;
   auto prog = std::make_shared<Program>();
   prog->options = std::move(options);
   for (auto& path : prog->options.scripts) {
@@ -93,11 +139,15 @@ Host::Host(Options options) {
     ss << in.rdbuf();
     prog->scripts.push_back({path, ss.str()});
   }
+  prog->memory = &observe::Metrics::instance().gauge(
+      "smtpgw_lua_memory_bytes", "Bytes held by the Lua states of a Lua instance (all worker threads)",
+      "instance=\"" + prog->options.instance + "\"");
   prog_ = prog;
   std::string error;
   auto first = State::create(prog_, error);
   if (!first) throw LoadError(error);
   for (auto bits : first->hook_bits) hooks_ |= bits;
+  report(*first);
   slots_.resize(std::max(1u, worker_count()));
   slots_[0] = std::move(first);
 }
@@ -120,8 +170,33 @@ std::size_t Host::memory_used() const {
   return slot ? slot->used : 0;
 }
 
+std::shared_ptr<State> Host::state_for(Transaction& tx) {
+  const std::string& key = prog_->options.instance;
+  // A state retired at its memory cap is left by its sessions too (their tables go with it).
+  if (auto t = tx.conn.state<SessionTables>(key); t && t->host == id_ && t->state && !t->state->retire)
+    return t->state;
+  auto st = state();
+  if (!st) return st;
+  auto tables = std::make_shared<SessionTables>();
+  tables->state = st;
+  tables->host = id_;
+  tx.conn.plugin_state.insert_or_assign(key, std::move(tables));  // drops a previous config's tables
+  return st;
+}
+
+void Host::end_transaction(Transaction& tx) {
+  if (auto t = tx.conn.state<SessionTables>(prog_->options.instance); t && t->host == id_) t->drop_data();
+}
+
+Task<void> Host::end_session(Transaction& tx) {
+  if (hooks_ & hook_bit(Hook::disconnect)) (void)co_await call(Hook::disconnect, tx);  // verdicts ignored
+  auto it = tx.conn.plugin_state.find(prog_->options.instance);
+  if (it != tx.conn.plugin_state.end()) tx.conn.plugin_state.erase(it);  // tx.session_data goes with it
+}
+
 Task<Verdict> Host::call(Hook hook, Transaction& tx, std::string_view arg) {
-  std::shared_ptr<State> st = state();
+  std::shared_ptr<State> st = state_for(tx);
+  auto tables = tx.conn.state<SessionTables>(prog_->options.instance);
   if (!st) {
     error_counter("state").inc();
     co_return prog_->options.on_error;
@@ -135,6 +210,7 @@ Task<Verdict> Host::call(Hook hook, Transaction& tx, std::string_view arg) {
     c.arg = arg;
     c.hook = hook;
     c.script = i;
+    c.session = tables.get();
     st->active.push_back(&c);
     CallGuard guard{*st, c};
     lua_State* L = st->L;
@@ -155,11 +231,19 @@ Task<Verdict> Host::call(Hook hook, Transaction& tx, std::string_view arg) {
       lua_State* T = c.thread;
       int nres = 0;
       int status = lua_resume(T, nullptr, c.nargs, &nres);
-      while (status == LUA_YIELD && c.pending) {
+      while (status == LUA_YIELD && (c.pending || c.dns)) {
         lua_pop(T, nres);
+        st->current = nullptr;
+        if (c.dns) {
+          DnsRequest req = std::move(*c.dns);
+          c.dns.reset();
+          c.answer = co_await run_dns(prog_->options.resolver.get(), std::move(req));
+          st->current = &c;
+          status = lua_resume(T, nullptr, 0, &nres);
+          continue;
+        }
         StoreRequest req = std::move(*c.pending);
         c.pending.reset();
-        st->current = nullptr;
         if (prog_->options.store) {
           c.reply = co_await run_store(*prog_->options.store, std::move(req));
         } else {
@@ -182,7 +266,7 @@ Task<Verdict> Host::call(Hook hook, Transaction& tx, std::string_view arg) {
         where = innermost_line(T);
       } else {
         describe_error(T, message, where);
-        kind = c.exceeded ? "instructions" : status == LUA_ERRMEM ? "memory" : "runtime";
+        kind = !c.stop.empty() ? "bound" : c.exceeded ? "instructions" : status == LUA_ERRMEM ? "memory" : "runtime";
       }
     }
     st->current = nullptr;

@@ -10,9 +10,14 @@
 
 #include <lua.hpp>
 
+#include "gateway/dns/resolver.hpp"
+
 #include "lua/host.hpp"
 
-namespace gw::observe { struct Counter; }
+namespace gw::observe {
+struct Counter;
+struct Gauge;
+}
 
 namespace gw::lua {
 
@@ -25,7 +30,10 @@ struct Script {
 struct Program {
   Options options;
   std::vector<Script> scripts;
+  observe::Gauge* memory = nullptr;  // smtpgw_lua_memory_bytes{instance=...}: bytes held by the states
 };
+
+class State;
 
 struct StoreRequest {
   enum class Op { incr, get, set } op = Op::get;
@@ -44,6 +52,24 @@ struct StoreReply {
   std::string s;
 };
 
+struct DnsRequest {
+  std::string name;
+  dns::Type type = dns::Type::A;
+  bool rbl = false;  // gateway.dns.rbl: the answer is nil or the first address
+};
+
+// tx.session_data and tx.data of one client session: registry references in the state the session
+// uses (it keeps using that state, so the tables stay reachable). Kept in Connection::plugin_state
+// under the instance name, so they go when the session goes; the destructor drops the references.
+struct SessionTables {
+  std::shared_ptr<State> state;
+  std::uint64_t host = 0;  // Host::id_: a reloaded config builds a new Host, its sessions start afresh
+  int session_ref = LUA_NOREF;
+  int data_ref = LUA_NOREF;
+  void drop_data();
+  ~SessionTables();
+};
+
 // One hook call of one script (or one main chunk while loading).
 struct Call {
   std::uint64_t serial = 0;
@@ -58,9 +84,14 @@ struct Call {
   int nargs = 0;
   std::uint64_t used = 0;  // instructions so far
   bool exceeded = false;
+  std::string stop;  // why the call was stopped when it is not the instruction count (see stop_call)
   std::optional<StoreRequest> pending;  // set by gateway.store.* right before it yields
   StoreReply reply;                     // filled by C++ before the resume
   std::uintptr_t token = 0;             // gateway.store.* checks it was resumed by C++, not by a script
+  std::optional<DnsRequest> dns;        // set by gateway.dns.* right before it yields
+  dns::Answer answer;                   // filled by C++ before the resume
+  SessionTables* session = nullptr;     // tx.session_data, tx.data
+  std::uint64_t dns_lookups = 0;        // gateway.dns.* so far (max_dns_lookups)
 };
 
 class State {
@@ -82,6 +113,7 @@ class State {
   std::vector<unsigned> hook_bits;  // per script: hooks its main chunk defined
   const void* verdict_mt = nullptr;
   std::unordered_map<std::string, observe::Counter*> counters;
+  std::int64_t reported = 0;  // bytes last added to the memory gauge
   bool retire = false;  // memory stays near the cap after a full collection: build a fresh state
 
   Call* find_call(std::uint64_t serial) const {
@@ -99,6 +131,9 @@ State* state_of(lua_State* L);
 // Charges `n` units of work done inside a C function (no Lua instruction runs there) to the running
 // call's instruction budget; raises "instruction limit exceeded" once it is spent.
 void charge(lua_State* L, std::uint64_t n);
+// Ends the running call like the instruction bound does (every further instruction raises, so a
+// script cannot catch it and go on) with `reason` as the error; used for max_dns_lookups.
+[[noreturn]] void stop_call(lua_State* L, const char* reason);
 // Replaces string.find/match/gmatch/gsub with the step-counted matcher (pattern.cpp).
 void install_patterns(lua_State* L);
 

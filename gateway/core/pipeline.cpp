@@ -29,6 +29,9 @@ std::shared_ptr<Pipeline> Pipeline::build(const config::Config& config, Services
     p->plugins_.push_back(std::move(e));
   }
   // A [plugins.X] table for a plugin that does not exist is a typo the admin wants to hear about.
+  // A "kind:instance" entry of the pipeline (e.g. "lua:allow") has its own [plugins."kind:instance"].
+  for (auto& name : config.pipeline)
+    if (name.find(':') != std::string::npos) known.push_back(name);
   auto plugins = config.root.table("plugins");
   plugins.allow_only(known);
   return p;

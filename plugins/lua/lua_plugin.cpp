@@ -1,4 +1,6 @@
-// The "lua" plugin: [plugins.lua] scripts run as policy hooks (SPEC "Lua policy API").
+// The "lua" plugin: [plugins.lua] scripts run as policy hooks (docs/lua.md). Further instances,
+// "lua:NAME" in the pipeline, are configured in [plugins."lua:NAME"] with the same keys; each has its
+// own scripts, bounds, Lua states and per-session tables.
 //
 //   [plugins.lua]
 //   scripts = ["policies/example.lua"]   # loaded in order; the first verdict decides a stage
@@ -6,6 +8,7 @@
 //   max_instructions = 1000000            # per hook call
 //   max_memory = "64MiB"                  # per Lua state (one per worker thread)
 //   max_body_bytes = "1MiB"               # msg:body() returns at most this much of the body
+//   max_dns_lookups = 10                  # gateway.dns.* per hook call
 //
 // Built again on every reload: a script that does not compile throws ConfigError here, so the reload
 // is refused (and --check-config fails) with the script's file:line.
@@ -21,8 +24,9 @@ class LuaPlugin : public Plugin {
  public:
   explicit LuaPlugin(const PluginEnv& env) {
     const auto& t = env.table;
-    t.allow_only({"scripts", "on_error", "max_instructions", "max_memory", "max_body_bytes"});
+    t.allow_only({"scripts", "on_error", "max_instructions", "max_memory", "max_body_bytes", "max_dns_lookups"});
     lua::Options o;
+    o.instance = env.name;
     o.scripts = t.strings("scripts").value_or(std::vector<std::string>{});
     auto on_error = t.choice("on_error", {"tempfail", "reject"}).value_or("tempfail");
     o.on_error = on_error == "reject" ? Verdict::reject(550, "5.7.1", "Rejected by local policy")
@@ -34,7 +38,11 @@ class LuaPlugin : public Plugin {
     if (o.max_memory < (1ull << 20)) t.fail("max_memory", "must be at least 1MiB");
     o.max_body_bytes = t.size("max_body_bytes").value_or(1ull << 20);
     if (o.max_body_bytes >= o.max_memory) t.fail("max_body_bytes", "must be smaller than max_memory");
+    auto max_dns = t.integer("max_dns_lookups").value_or(10);
+    if (max_dns < 0 || max_dns > 1000) t.fail("max_dns_lookups", "must be between 0 and 1000");
+    o.max_dns_lookups = static_cast<std::uint64_t>(max_dns);
     o.store = env.services.store;
+    o.resolver = env.services.resolver;
     try {
       host_ = std::make_unique<lua::Host>(std::move(o));
     } catch (const lua::LoadError& e) {
@@ -46,6 +54,8 @@ class LuaPlugin : public Plugin {
     if (h & lua::hook_bit(lua::Hook::mail_from)) stages_ |= static_cast<unsigned>(Stage::mail);
     if (h & lua::hook_bit(lua::Hook::rcpt_to)) stages_ |= static_cast<unsigned>(Stage::rcpt);
     if (h & lua::hook_bit(lua::Hook::data)) stages_ |= static_cast<unsigned>(Stage::data);
+    // tx.data ends with each transaction, tx.session_data (and on_disconnect) with the session
+    stages_ |= Stage::reset | Stage::disconnect;
   }
 
   unsigned stages() const override { return stages_; }
@@ -57,6 +67,11 @@ class LuaPlugin : public Plugin {
     return host_->call(lua::Hook::rcpt_to, tx, rcpt);
   }
   Task<Verdict> on_data(Transaction& tx) override { return host_->call(lua::Hook::data, tx); }
+  Task<void> on_reset(Transaction& tx) override {
+    host_->end_transaction(tx);
+    co_return;
+  }
+  Task<void> on_disconnect(Transaction& tx) override { return host_->end_session(tx); }
 
  private:
   std::unique_ptr<lua::Host> host_;

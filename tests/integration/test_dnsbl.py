@@ -126,14 +126,14 @@ def test_weights_and_threshold(tmp_path, sink, dns):
     try:
         assert transaction(gw.port, "192.0.2.40")[:2] == ("done", 250)
         assert sink.wait_count(1)
-        assert sink.messages[0].header("X-Test-Dnsbl") == ["2 one.test=1=127.0.0.2 other.test=1=127.0.0.2"]
+        assert sink.messages[0].header("X-Test-Dnsbl-Fact") == ["2 one.test=1=127.0.0.2 other.test=1=127.0.0.2"]
         stage, code, lines = transaction(gw.port, "192.0.2.41")
         assert (stage, code) == ("rcpt", 554), lines
         # the list with the largest weight that hit names the reply
         assert lines[0] == "554 5.7.1 Service unavailable; client [192.0.2.41] blocked using two.test", lines
         assert transaction(gw.port, "192.0.2.42")[:2] == ("done", 250)
         assert sink.wait_count(2)
-        assert sink.messages[1].header("X-Test-Dnsbl") == ["0"]
+        assert sink.messages[1].header("X-Test-Dnsbl-Fact") == ["0"]
     finally:
         gw.stop()
 
@@ -148,7 +148,7 @@ def test_allow_list_with_negative_weight_cancels_a_hit(tmp_path, sink, dns):
     try:
         assert transaction(gw.port, "192.0.2.50")[:2] == ("done", 250)
         assert sink.wait_count(1)
-        assert sink.messages[0].header("X-Test-Dnsbl") == ["-4 bl.test=1=127.0.0.2 wl.test=-5=127.0.10.0"]
+        assert sink.messages[0].header("X-Test-Dnsbl-Fact") == ["-4 bl.test=1=127.0.0.2 wl.test=-5=127.0.10.0"]
         assert transaction(gw.port, "192.0.2.51")[:2] == ("rcpt", 554)  # on the block list only
         assert gw.metric('smtpgw_dnsbl_hits_total{zone="wl.test"}') == 1
         assert gw.metric('smtpgw_dnsbl_hits_total{zone="bl.test"}') == 2

@@ -1,5 +1,5 @@
 """Lua policies behind the real spf plugin and resolver: tx.spf from spf, tx.client.ip from the PROXY
-header, tx.client.rdns from the PTR record; spf_softfail_tag.lua and dmarc_lite.lua end to end."""
+header, tx.client.rdns from the PTR record; spf_softfail_tag.lua end to end, dmarc_lite.lua without a dmarc plugin."""
 import os
 
 from dnsserver import DnsServer
@@ -51,18 +51,19 @@ def test_softfail_tagged_with_real_spf(tmp_path, sink):
         dns.stop()
 
 
-def test_dmarc_lite_with_real_spf(tmp_path, sink):
+def test_dmarc_lite_without_dmarc_plugin_is_harmless(tmp_path, sink):
+    """dmarc_lite.lua acts on tx.dmarc only: behind spf alone (no dmarc plugin) it refuses nothing,
+    not even a From domain that SPF does not back (it does not guess any domain's policy)."""
     dns = DnsServer(ZONE).start()
     gw = gateway(tmp_path, sink, dns, [os.path.join(POLICIES, "dmarc_lite.lua")])
     try:
         ok = transaction(gw.port, "192.0.2.10", "alice@hard.test", body="From: A <alice@hard.test>\r\n\r\nx\r\n")
         assert ok[:2] == ("done", 250), ok
-        forged = transaction(gw.port, "192.0.2.66", "alice@hard.test", body="From: A <alice@hard.test>\r\n\r\nx\r\n")
-        assert forged[:2] == ("done", 550) and "not authenticated by SPF or DKIM" in forged[2][-1], forged
-        # SPF passes for the envelope domain, but the From domain is another one: not aligned
-        other = transaction(gw.port, "192.0.2.10", "alice@hard.test", body="From: <ceo@bank.test>\r\n\r\nx\r\n")
-        assert other[:2] == ("done", 550), other
-        assert sink.count() == 1
+        unbacked = transaction(gw.port, "192.0.2.66", "alice@hard.test", body="From: A <alice@hard.test>\r\n\r\nx\r\n")
+        assert unbacked[:2] == ("done", 250), unbacked
+        assert sink.wait_count(2)
+        assert all(m.header("X-Policy-DMARC") == [] for m in sink.messages)
+        assert "lua_error" not in gw.log()
     finally:
         gw.stop()
         dns.stop()
