@@ -1,0 +1,231 @@
+"""The upstream connection pool: a client that has not sent MAIL holds no upstream connection of its
+own; a few ready connections (greeted and EHLO'd) are kept per process, checked before use, returned
+after each transaction, never shared once they carried XCLIENT, and closed when idle too long."""
+import os
+import shutil
+import socket
+import threading
+import time
+
+import pytest
+
+from gwtest import Client, open_session, send_message
+from edgetest import PostfixInstance, gateway_config, start_gateway, transaction
+
+
+def _wait(cond, timeout=10.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return cond()
+
+
+def pool_gateway(tmp_path, ports, upstream="", threads=2):
+    text = gateway_config([{}], upstream=upstream, trusted=["127.0.0.0/8"])
+    return start_gateway(tmp_path, text, ports, threads=threads)
+
+
+def quits(sink):
+    return sum(1 for c in sink.commands if c.upper() == "QUIT")
+
+
+def test_idle_clients_hold_at_most_pool_size_upstream_connections(tmp_path, sink):
+    gw = pool_gateway(tmp_path, [sink.port], upstream="pool_size = 3\n")
+    try:
+        clients = [open_session(gw.port, helo="idle%d.test" % i) for i in range(25)]
+        # the EHLOs warmed the pool: it fills up to its size and no further
+        assert _wait(lambda: sink.connections == 3), sink.connections
+        for c in clients[:5]:  # more EHLOs, more NOOPs: still no connection of their own
+            assert c.cmd("NOOP")[0] == 250
+            assert c.cmd("EHLO again.test")[0] == 250
+        time.sleep(0.5)  # an observation window (never on the success path): nothing more opens
+        assert sink.connections == 3, sink.connections
+        # a real client takes a pooled connection: no new one for its transaction
+        code, lines = send_message(gw.port)
+        assert code == 250, lines
+        assert sink.wait_count(1)
+        assert sink.connections <= 4, sink.connections
+        for c in clients:
+            c.close()
+    finally:
+        gw.stop()
+
+
+def test_a_pooled_connection_the_upstream_closed_is_not_used(tmp_path, sink):
+    gw = pool_gateway(tmp_path, [sink.port], upstream="pool_size = 2\n", threads=1)
+    try:
+        c = open_session(gw.port)
+        assert _wait(lambda: sink.connections == 1)
+        assert _wait(lambda: len(sink.active) == 1)
+        # the upstream closes the idle pooled connection (as Postfix does after smtpd_timeout)
+        with sink.lock:
+            for s in list(sink.active):
+                s.shutdown(socket.SHUT_RDWR)
+        assert _wait(lambda: len(sink.active) == 0)
+        code, lines = transaction(c)
+        assert code == 250, lines
+        assert sink.wait_count(1)
+        assert sink.connections == 2, "a fresh connection replaced the dead pooled one"
+        c.close()
+    finally:
+        gw.stop()
+
+
+def test_a_pooled_connection_with_unread_bytes_is_not_used(tmp_path, sink):
+    gw = pool_gateway(tmp_path, [sink.port], upstream="pool_size = 1\n", threads=1)
+    try:
+        c = open_session(gw.port)
+        assert _wait(lambda: sink.connections == 1 and len(sink.active) == 1)
+        with sink.lock:  # an unsolicited reply on the idle connection
+            for s in list(sink.active):
+                s.sendall(b"421 4.4.2 going away soon\r\n")
+        time.sleep(0.2)  # let the bytes arrive (the check only looks, it never waits)
+        code, lines = transaction(c)
+        assert code == 250, lines
+        assert sink.wait_count(1) and sink.connections == 2
+        c.close()
+    finally:
+        gw.stop()
+
+
+def test_connections_go_back_to_the_pool_between_sessions_and_transactions(tmp_path, sink):
+    gw = pool_gateway(tmp_path, [sink.port], upstream="pool_size = 2\n", threads=1)
+    try:
+        for i in range(6):
+            code, lines = send_message(gw.port, sender="s%d@sender.test" % i)
+            assert code == 250, lines
+        c = open_session(gw.port)
+        for i in range(3):
+            code, lines = transaction(c, sender="m%d@sender.test" % i)
+            assert code == 250, lines
+        assert c.cmd("MAIL FROM:<r@sender.test>")[0] == 250
+        assert c.cmd("RSET")[0] == 250
+        c.cmd("QUIT")
+        assert sink.wait_count(9)
+        assert sink.connections <= 2, sink.connections
+        assert "RSET" in sink.commands  # the aborted transaction was reset upstream before pooling
+    finally:
+        gw.stop()
+
+
+def test_pool_size_zero_connects_at_mail_and_closes_after_the_transaction(tmp_path, sink):
+    gw = pool_gateway(tmp_path, [sink.port], upstream="pool_size = 0\n")
+    try:
+        c = open_session(gw.port)
+        time.sleep(0.3)  # observation window
+        assert sink.connections == 0, "no pool: nothing upstream before MAIL"
+        code, lines = transaction(c)
+        assert code == 250, lines
+        assert sink.connections == 1
+        assert _wait(lambda: quits(sink) == 1), "closed with QUIT once the transaction ended"
+        assert c.cmd("NOOP")[0] == 250
+        c.close()
+    finally:
+        gw.stop()
+
+
+def test_connect_at_mail_does_not_warm_the_pool_but_reuses_it(tmp_path, sink):
+    gw = pool_gateway(tmp_path, [sink.port], upstream='connect_at = "mail"\npool_size = 2\n', threads=1)
+    try:
+        c = open_session(gw.port)
+        time.sleep(0.3)  # observation window
+        assert sink.connections == 0
+        assert transaction(c)[0] == 250
+        assert transaction(c)[0] == 250
+        assert sink.connections == 1
+        c.close()
+    finally:
+        gw.stop()
+
+
+def test_a_connection_that_carried_xclient_never_goes_back_to_the_pool(tmp_path, sink):
+    gw = pool_gateway(tmp_path, [sink.port], upstream="pool_size = 2\nxclient = true\n", threads=1)
+    try:
+        c = open_session(gw.port, helo="first.test")
+        assert _wait(lambda: sink.connections == 1)
+        assert transaction(c)[0] == 250
+        assert transaction(c, sender="second@sender.test")[0] == 250
+        assert sink.wait_count(2)
+        msgs = sink.messages
+        assert all(m.xclient and "HELO=first.test" in m.xclient for m in msgs), [m.xclient for m in msgs]
+        cmds = sink.commands
+        assert sum(1 for x in cmds if x.startswith("XCLIENT")) == 2
+        # each XCLIENT'd connection was closed after its transaction, never pooled for another client
+        assert _wait(lambda: quits(sink) >= 2)
+        c2 = open_session(gw.port, helo="other.test")
+        assert transaction(c2, sender="third@sender.test")[0] == 250
+        assert sink.wait_count(3)
+        assert "HELO=other.test" in sink.messages[2].xclient
+        c.close()
+        c2.close()
+    finally:
+        gw.stop()
+
+
+def test_idle_pooled_connections_are_closed_after_pool_idle_timeout(tmp_path, sink):
+    gw = pool_gateway(tmp_path, [sink.port], upstream='pool_size = 2\npool_idle_timeout = "1s"\n', threads=1)
+    try:
+        c = open_session(gw.port)
+        assert _wait(lambda: sink.connections == 1)
+        assert _wait(lambda: quits(sink) == 1 and len(sink.active) == 0, timeout=15)
+        # the pool is empty now, the next MAIL still works (a fresh connection)
+        assert transaction(c)[0] == 250
+        assert sink.wait_count(1)
+        c.close()
+    finally:
+        gw.stop()
+
+
+def test_sent_received_acknowledged_under_load_with_the_pool(tmp_path, sink):
+    gw = pool_gateway(tmp_path, [sink.port], upstream="pool_size = 4\n")
+    acked = []
+    lock = threading.Lock()
+
+    def worker(w):
+        for i in range(8):
+            sender = "w%di%d@sender.test" % (w, i)
+            code, lines = send_message(gw.port, sender=sender)
+            if code == 250:
+                with lock:
+                    acked.append(sender)
+
+    try:
+        threads = [threading.Thread(target=worker, args=(w,)) for w in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(acked) == 96, len(acked)
+        assert sink.wait_count(96)
+        received = sorted(m.mail_from for m in sink.messages)
+        assert received == sorted(acked)
+        # far fewer upstream connections than sessions: the pool carried them
+        assert sink.connections < 96, sink.connections
+    finally:
+        gw.stop()
+
+
+@pytest.mark.skipif(not shutil.which("postfix") or os.geteuid() != 0,
+                    reason="needs Debian's postfix and root to start a private instance")
+def test_fifty_idle_clients_leave_a_postfix_with_ten_smtpd_free(tmp_path, sink):
+    pf = PostfixInstance(tmp_path, sink.port)
+    with open(os.path.join(pf.etc, "main.cf"), "a") as f:
+        f.write("default_process_limit = 10\n")
+    pf.start()
+    gw = pool_gateway(tmp_path, [pf.port])  # the default pool_size
+    try:
+        idle = [open_session(gw.port, helo="idle%d.test" % i) for i in range(50)]
+        for c in idle:
+            assert c.cmd("NOOP")[0] == 250
+        c = open_session(gw.port, helo="real.test")
+        code, lines = transaction(c, rcpts=("bob@example.test",))
+        assert code == 250, (lines, pf.maillog()[-2000:])
+        assert sink.wait_count(1)
+        assert "process limit" not in pf.maillog(), pf.maillog()[-2000:]
+        for x in idle + [c]:
+            x.close()
+    finally:
+        gw.stop()
+        pf.stop()
