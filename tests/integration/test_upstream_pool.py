@@ -27,6 +27,16 @@ def pool_gateway(tmp_path, ports, upstream="", threads=2):
     return start_gateway(tmp_path, text, ports, threads=threads)
 
 
+def rx_queue(local_port):
+    """Unread bytes in the receive queue of the loopback socket bound to local_port (/proc/net/tcp)."""
+    with open("/proc/net/tcp") as f:
+        for line in f.read().splitlines()[1:]:
+            fields = line.split()
+            if fields[1].endswith(":%04X" % local_port):
+                return int(fields[4].split(":")[1], 16)
+    return 0
+
+
 def quits(sink):
     return sum(1 for c in sink.commands if c.upper() == "QUIT")
 
@@ -81,7 +91,9 @@ def test_a_pooled_connection_with_unread_bytes_is_not_used(tmp_path, sink):
         with sink.lock:  # an unsolicited reply on the idle connection
             for s in list(sink.active):
                 s.sendall(b"421 4.4.2 going away soon\r\n")
-        time.sleep(0.2)  # let the bytes arrive (the check only looks, it never waits)
+                gateway_port = s.getpeername()[1]
+        # the check only looks, it never waits: be sure the bytes sit in the gateway's socket first
+        assert _wait(lambda: rx_queue(gateway_port) > 0)
         code, lines = transaction(c)
         assert code == 250, lines
         assert sink.wait_count(1) and sink.connections == 2
