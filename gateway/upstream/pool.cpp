@@ -113,6 +113,7 @@ void Pool::keep(Pooled p) {
   }
   if (!timer_) timer_.emplace(p.stream->socket().get_executor());
   p.since = std::chrono::steady_clock::now();
+  log::debug("upstream_pool_keep", {{"server", p.server}, {"idle", entries_.size() + 1}});
   entries_.push_back(std::move(p));
   arm_sweep();
 }

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from gwtest import Client, open_session, send_message
-from edgetest import PostfixInstance, gateway_config, start_gateway, transaction
+from edgetest import PostfixInstance, gateway_config, start_gateway, transaction, wait_log
 
 
 def _wait(cond, timeout=10.0):
@@ -35,6 +35,17 @@ def rx_queue(local_port):
             if fields[1].endswith(":%04X" % local_port):
                 return int(fields[4].split(":")[1], 16)
     return 0
+
+
+def established(server_port):
+    """ESTABLISHED loopback connections whose local (server) side is server_port."""
+    n = 0
+    with open("/proc/net/tcp") as f:
+        for line in f.read().splitlines()[1:]:
+            fields = line.split()
+            if fields[1].endswith(":%04X" % server_port) and fields[3] == "01":
+                n += 1
+    return n
 
 
 def quits(sink):
@@ -67,8 +78,8 @@ def test_a_pooled_connection_the_upstream_closed_is_not_used(tmp_path, sink):
     gw = pool_gateway(tmp_path, [sink.port], upstream="pool_size = 2\n", threads=1)
     try:
         c = open_session(gw.port)
-        assert _wait(lambda: sink.connections == 1)
-        assert _wait(lambda: len(sink.active) == 1)
+        assert wait_log(gw, "upstream_pool_keep"), "the warmed connection is in the pool"
+        assert sink.connections == 1 and len(sink.active) == 1
         # the upstream closes the idle pooled connection (as Postfix does after smtpd_timeout)
         with sink.lock:
             for s in list(sink.active):
@@ -87,7 +98,7 @@ def test_a_pooled_connection_with_unread_bytes_is_not_used(tmp_path, sink):
     gw = pool_gateway(tmp_path, [sink.port], upstream="pool_size = 1\n", threads=1)
     try:
         c = open_session(gw.port)
-        assert _wait(lambda: sink.connections == 1 and len(sink.active) == 1)
+        assert wait_log(gw, "upstream_pool_keep"), "the warmed connection is in the pool"
         with sink.lock:  # an unsolicited reply on the idle connection
             for s in list(sink.active):
                 s.sendall(b"421 4.4.2 going away soon\r\n")
@@ -231,6 +242,8 @@ def test_fifty_idle_clients_leave_a_postfix_with_ten_smtpd_free(tmp_path, sink):
         idle = [open_session(gw.port, helo="idle%d.test" % i) for i in range(50)]
         for c in idle:
             assert c.cmd("NOOP")[0] == 250
+        # Postfix serves the gateway with at most pool_size (8) smtpd processes, not 50
+        assert established(pf.port) <= 8, established(pf.port)
         c = open_session(gw.port, helo="real.test")
         code, lines = transaction(c, rcpts=("bob@example.test",))
         assert code == 250, (lines, pf.maillog()[-2000:])
@@ -241,3 +254,16 @@ def test_fifty_idle_clients_leave_a_postfix_with_ten_smtpd_free(tmp_path, sink):
     finally:
         gw.stop()
         pf.stop()
+
+
+def test_pool_keys_are_checked(tmp_path):
+    import subprocess
+    from gwtest import BUILD
+    for bad, message in (("pool_size = -1", "pool_size: must be between 0 and 1000"),
+                         ('pool_idle_timeout = "10m"', "pool_idle_timeout: must be above 0 and at most 290s")):
+        path = tmp_path / "bad.toml"
+        path.write_text('[[listener]]\naddress = "127.0.0.1:2525"\n[upstream]\nservers = ["127.0.0.1:25"]\n%s\n' % bad)
+        r = subprocess.run([os.path.join(BUILD, "smtp-gateway"), "--check-config", "--config", str(path)],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 1, r
+        assert str(path) + ":5:" in r.stderr and message in r.stderr, r.stderr
