@@ -77,7 +77,7 @@ std::optional<Pooled> Pool::take(const config::Config& cfg) {
     Pooled p = std::move(entries_.back());
     entries_.pop_back();
     release_slot();
-    if (p.key == key && usable(p)) return p;
+    if (p.key == key && usable(p) && server_still_preferred(cfg, p.server)) return p;
     log::debug("upstream_pool_discard", {{"server", p.server}});
     close_with_quit(p);
   }

@@ -83,6 +83,16 @@ void append_stuffed(std::string_view text, std::vector<asio::const_buffer>& out)
 
 }  // namespace
 
+bool server_still_preferred(const config::Config& cfg, const std::string& server) {
+  auto& memory = FailureMemory::get();
+  for (auto& ep : cfg.upstream.servers) {
+    const std::string key = ep.to_string();
+    if (key == server) return true;
+    if (!memory.recently_failed(key)) return false;
+  }
+  return false;  // no longer one of upstream.servers
+}
+
 UpstreamClient::UpstreamClient(asio::any_io_executor ex, const config::Config& cfg, asio::ssl::context* tls_ctx)
     : ex_(ex), cfg_(cfg), tls_ctx_(tls_ctx) {}
 

@@ -41,6 +41,11 @@ struct Capabilities {
   bool enhanced = false;
 };
 
+// Whether a connection to `server` may still be used: true for the first of upstream.servers, and for
+// a later one only while every server before it failed within the last second (the failover rule
+// holds for pooled connections too: a recovered first server is used again).
+bool server_still_preferred(const config::Config& cfg, const std::string& server);
+
 class UpstreamClient {
  public:
   // `tls_ctx` is used for STARTTLS towards the upstream (upstream.tls); may be null when "none".

@@ -267,3 +267,24 @@ def test_pool_keys_are_checked(tmp_path):
                            capture_output=True, text=True, timeout=30)
         assert r.returncode == 1, r
         assert str(path) + ":5:" in r.stderr and message in r.stderr, r.stderr
+
+
+def test_a_pooled_connection_to_a_backup_server_yields_to_the_recovered_first(tmp_path, sink):
+    from gwtest import RecordingSink, free_port
+    first_port = free_port()
+    gw = pool_gateway(tmp_path, [first_port, sink.port], upstream='connect_at = "mail"\npool_size = 2\n', threads=1)
+    first = None
+    try:
+        assert send_message(gw.port)[0] == 250  # the first server is down: the second, then pooled
+        assert sink.wait_count(1)
+        assert wait_log(gw, "upstream_pool_keep")
+        first = RecordingSink(port=first_port)
+        first.start()
+        time.sleep(1.2)  # the failover rule's own second: a failed server is skipped for at most 1 s
+        assert send_message(gw.port, sender="back@sender.test")[0] == 250
+        assert first.count() == 1, "the recovered first server is used, not the pooled backup connection"
+        assert sink.count() == 1
+    finally:
+        if first:
+            first.stop()
+        gw.stop()
