@@ -16,6 +16,7 @@
 #include "gateway/net/deadline.hpp"
 #include "gateway/net/stream.hpp"
 #include "gateway/observe/log.hpp"
+#include "gateway/observe/metrics.hpp"
 
 namespace gw::upstream {
 
@@ -25,13 +26,36 @@ namespace {
 // Pooled + warming connections of the whole process: what upstream.pool_size bounds.
 std::atomic<int> g_slots{0};
 
+struct PoolMetrics {
+  observe::Gauge& slots;
+  observe::Counter& hit;
+  observe::Counter& miss;
+  observe::Counter& discarded;
+  static PoolMetrics& get() {
+    static PoolMetrics m{
+        observe::Metrics::instance().gauge("smtpgw_upstream_pool_connections",
+                                           "Upstream connections in the pool or being opened for it"),
+        observe::Metrics::instance().counter("smtpgw_upstream_pool_takes_total", "MAIL commands by pool outcome", R"(result="hit")"),
+        observe::Metrics::instance().counter("smtpgw_upstream_pool_takes_total", "MAIL commands by pool outcome", R"(result="miss")"),
+        observe::Metrics::instance().counter("smtpgw_upstream_pool_discarded_total",
+                                             "Pooled connections found closed, unread bytes, stale or not preferred")};
+    return m;
+  }
+};
+
 bool reserve_slot(unsigned limit) {
   int n = g_slots.load();
   while (n < static_cast<int>(limit))
-    if (g_slots.compare_exchange_weak(n, n + 1)) return true;
+    if (g_slots.compare_exchange_weak(n, n + 1)) {
+      PoolMetrics::get().slots.add(1);
+      return true;
+    }
   return false;
 }
-void release_slot() { g_slots.fetch_sub(1); }
+void release_slot() {
+  g_slots.fetch_sub(1);
+  PoolMetrics::get().slots.add(-1);
+}
 
 // Usable = still open and silent: no bytes buffered or waiting (a 421, a stray reply) and no EOF.
 bool usable(Pooled& p) {
@@ -77,7 +101,11 @@ std::optional<Pooled> Pool::take(const config::Config& cfg) {
     Pooled p = std::move(entries_.back());
     entries_.pop_back();
     release_slot();
-    if (p.key == key && usable(p) && server_still_preferred(cfg, p.server)) return p;
+    if (p.key == key && usable(p) && server_still_preferred(cfg, p.server)) {
+      PoolMetrics::get().hit.inc();
+      return p;
+    }
+    PoolMetrics::get().discarded.inc();
     log::debug("upstream_pool_discard", {{"server", p.server}});
     close_with_quit(p);
   }
@@ -87,7 +115,10 @@ std::optional<Pooled> Pool::take(const config::Config& cfg) {
 Task<std::optional<Pooled>> Pool::take_or_wait(const config::Config& cfg) {
   for (;;) {
     if (auto p = take(cfg)) co_return p;
-    if (warming_ == 0 || !warmed_ || shut_) co_return std::nullopt;
+    if (warming_ == 0 || !warmed_ || shut_) {
+      PoolMetrics::get().miss.inc();
+      co_return std::nullopt;
+    }
     co_await warmed_->async_wait(asio::as_tuple(asio::use_awaitable));
   }
 }

@@ -63,11 +63,13 @@ def test_idle_clients_hold_at_most_pool_size_upstream_connections(tmp_path, sink
             assert c.cmd("EHLO again.test")[0] == 250
         time.sleep(0.5)  # an observation window (never on the success path): nothing more opens
         assert sink.connections == 3, sink.connections
+        assert gw.metric("smtpgw_upstream_pool_connections") == 3
         # a real client takes a pooled connection: no new one for its transaction
         code, lines = send_message(gw.port)
         assert code == 250, lines
         assert sink.wait_count(1)
         assert sink.connections <= 4, sink.connections
+        assert gw.metric('smtpgw_upstream_pool_takes_total{result="hit"}') == 1
         for c in clients:
             c.close()
     finally:
