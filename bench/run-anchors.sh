@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the shared bench-anchors harness (../shared/bench-anchors) with the gateway as extra rows, so
+# Runs an external bench-anchors harness (ANCHORS=DIR) with the gateway as extra rows, so
 # every figure is a ratio to direct smtp-source -> smtp-sink (and to Haraka) taken in the same run.
 #   bench/run-anchors.sh                      # rows: direct, haraka-n2, gateway-empty
 #   ROWS="empty" TARGETS="direct haraka-n2" SIZES=4096 SESSIONS="1 20" bench/run-anchors.sh
@@ -7,7 +7,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
-anchors_src="${ANCHORS:-$root/../shared/bench-anchors}"
+anchors_src="${ANCHORS:?set ANCHORS to a bench-anchors harness checkout (bench/run.sh needs none)}"
 work="${BENCH_WORK:-/tmp/smtp-gateway-bench}"
 mkdir -p "$work"
 [ -d "$work/bench-anchors" ] || cp -r "$anchors_src" "$work/"

@@ -57,7 +57,8 @@ ListenerConfig read_listener(const Table& t) {
 }
 
 void read_upstream(const Table& t, UpstreamConfig& u) {
-  t.allow_only({"servers", "tls", "xclient", "connect_timeout", "command_timeout", "data_timeout", "helo", "connect_at"});
+  t.allow_only({"servers", "tls", "xclient", "connect_timeout", "command_timeout", "data_timeout", "helo", "connect_at",
+                "pool_size", "pool_idle_timeout"});
   auto servers = t.strings("servers");
   if (!servers || servers->empty()) t.fail("servers", "at least one upstream server is required");
   for (auto& s : *servers) u.servers.push_back(endpoint(t, "servers", s));
@@ -69,6 +70,15 @@ void read_upstream(const Table& t, UpstreamConfig& u) {
   if (auto v = t.duration("data_timeout")) u.data_timeout = *v;
   if (auto v = t.string("helo")) u.helo = *v;
   if (auto v = t.choice("connect_at", {"ehlo", "mail"})) u.connect_at_ehlo = *v == "ehlo";
+  if (auto v = t.integer("pool_size")) {
+    if (*v < 0 || *v > 1000) t.fail("pool_size", "must be between 0 and 1000");
+    u.pool_size = static_cast<unsigned>(*v);
+  }
+  if (auto v = t.duration("pool_idle_timeout")) {
+    if (*v <= Duration::zero() || *v > std::chrono::seconds(290))
+      t.fail("pool_idle_timeout", "must be above 0 and at most 290s (below the upstream's own idle timeout)");
+    u.pool_idle_timeout = *v;
+  }
 }
 
 std::vector<Network> networks(const Table& t, std::string_view key) {

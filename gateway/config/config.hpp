@@ -56,7 +56,9 @@ struct UpstreamConfig {
   Duration command_timeout = std::chrono::minutes(5);  // each reply but the one after the message
   Duration data_timeout = std::chrono::minutes(10);    // the reply after the message
   std::string helo;                                    // name we give in EHLO; default server.hostname
-  bool connect_at_ehlo = true;                         // connect_at = "ehlo" (default) | "mail"
+  bool connect_at_ehlo = true;                         // connect_at = "ehlo" (default: warm the pool at EHLO) | "mail"
+  unsigned pool_size = 8;                              // ready upstream connections kept, per process; 0 = none
+  Duration pool_idle_timeout = std::chrono::seconds(60);  // a pooled connection idle this long is closed
 };
 
 struct DnsConfig {

@@ -17,6 +17,7 @@
 #include "gateway/smtp/received.hpp"
 #include "gateway/smtp/relay_policy.hpp"
 #include "gateway/smtp/verdict_reply.hpp"
+#include "gateway/upstream/pool.hpp"
 
 namespace gw::smtp {
 
@@ -360,21 +361,10 @@ void Session::ensure_upstream() {
   upstream_ = std::make_unique<upstream::UpstreamClient>(stream_.socket().get_executor(), cfg_, tls.get());
 }
 
-// Opening the upstream connection (connect, greeting, EHLO) while the client is still between
-// EHLO and MAIL hides three upstream round trips (upstream.connect_at = "ehlo"). Not with XCLIENT (it carries the client's HELO and
-// LOGIN, known only later) nor before AUTH on listeners that require it.
+// A client's EHLO warms the upstream pool (upstream.connect_at = "ehlo"): the session itself holds no
+// upstream connection before MAIL; its MAIL takes a ready one (gateway/upstream/pool.hpp).
 void Session::open_upstream_early() {
-  if (!cfg_.upstream.connect_at_ehlo || cfg_.upstream.xclient || listener_.require_auth || upstream_opening_) return;
-  ensure_upstream();
-  if (upstream_->connected()) return;
-  upstream_opening_ = true;
-  auto self = shared_from_this();
-  asio::co_spawn(stream_.socket().get_executor(), [self]() -> asio::awaitable<void> {
-    Reply r = co_await self->upstream_->open(self->tx_.conn);
-    if (r.code != 250) self->early_failure_ = std::move(r);
-    self->upstream_opening_ = false;
-    self->upstream_wait_.cancel();
-  }, asio::detached);
+  if (cfg_.upstream.connect_at_ehlo) upstream::Pool::warm(stream_.socket().get_executor(), rt_->config, server_.client_tls());
 }
 
 // Waits for an early open still in flight: the UpstreamClient is used by one coroutine at a time.

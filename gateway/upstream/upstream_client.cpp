@@ -8,6 +8,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "gateway/upstream/pool.hpp"
 #include "gateway/net/deadline.hpp"
 #include "gateway/net/stream.hpp"
 #include "gateway/observe/log.hpp"
@@ -81,6 +82,16 @@ void append_stuffed(std::string_view text, std::vector<asio::const_buffer>& out)
 }
 
 }  // namespace
+
+bool server_still_preferred(const config::Config& cfg, const std::string& server) {
+  auto& memory = FailureMemory::get();
+  for (auto& ep : cfg.upstream.servers) {
+    const std::string key = ep.to_string();
+    if (key == server) return true;
+    if (!memory.recently_failed(key)) return false;
+  }
+  return false;  // no longer one of upstream.servers
+}
 
 UpstreamClient::UpstreamClient(asio::any_io_executor ex, const config::Config& cfg, asio::ssl::context* tls_ctx)
     : ex_(ex), cfg_(cfg), tls_ctx_(tls_ctx) {}
@@ -210,7 +221,7 @@ Task<Reply> UpstreamClient::ehlo(const std::string& name) {
   co_return r;
 }
 
-Task<Reply> UpstreamClient::greet_and_ehlo(const Connection& conn) {
+Task<Reply> UpstreamClient::greet_and_ehlo(const Connection& conn, bool with_xclient) {
   Reply greeting = co_await read_reply(cfg_.upstream.command_timeout);
   if (!stream_) co_return greeting;
   if (greeting.code != 220) co_return failure("greeted with " + std::to_string(greeting.code));
@@ -240,28 +251,45 @@ Task<Reply> UpstreamClient::greet_and_ehlo(const Connection& conn) {
     }
   }
 
-  if (cfg_.upstream.xclient && caps_.xclient) {
-    std::string line = "XCLIENT ADDR=";
-    if (conn.client.address.is_v6()) line += "IPV6:";
-    line += conn.client.ip;
-    line += " PORT=" + std::to_string(conn.client.port);
-    line += " NAME=" + (conn.client.rdns ? xtext(*conn.client.rdns)
-                                          : std::string(conn.client.rdns_tempfail ? "[TEMPUNAVAIL]" : "[UNAVAILABLE]"));
-    line += " HELO=" + xtext(conn.helo.empty() ? "[UNAVAILABLE]" : conn.helo);
-    line += std::string(" PROTO=") + (conn.esmtp ? "ESMTP" : "SMTP");
-    if (conn.auth_user) line += " LOGIN=" + xtext(*conn.auth_user);
-    Reply x = co_await command(line, cfg_.upstream.command_timeout);
-    if (!stream_) co_return x;
-    if (x.code != 220) co_return failure("refused XCLIENT (" + x.summary() + ")");
-    xclient_done_ = true;
-    r = co_await ehlo(conn.helo.empty() ? cfg_.upstream.helo : conn.helo);
-    if (!stream_) co_return r;
-    if (r.code != 250) co_return failure("refused EHLO after XCLIENT");
-  }
+  if (with_xclient && cfg_.upstream.xclient && caps_.xclient) r = co_await xclient(conn);
+  co_return r;
+}
+
+Task<Reply> UpstreamClient::xclient(const Connection& conn) {
+  std::string line = "XCLIENT ADDR=";
+  if (conn.client.address.is_v6()) line += "IPV6:";
+  line += conn.client.ip;
+  line += " PORT=" + std::to_string(conn.client.port);
+  line += " NAME=" + (conn.client.rdns ? xtext(*conn.client.rdns)
+                                        : std::string(conn.client.rdns_tempfail ? "[TEMPUNAVAIL]" : "[UNAVAILABLE]"));
+  line += " HELO=" + xtext(conn.helo.empty() ? "[UNAVAILABLE]" : conn.helo);
+  line += std::string(" PROTO=") + (conn.esmtp ? "ESMTP" : "SMTP");
+  if (conn.auth_user) line += " LOGIN=" + xtext(*conn.auth_user);
+  Reply x = co_await command(line, cfg_.upstream.command_timeout);
+  if (!stream_) co_return x;
+  if (x.code != 220) co_return failure("refused XCLIENT (" + x.summary() + ")");
+  xclient_done_ = true;
+  Reply r = co_await ehlo(conn.helo.empty() ? cfg_.upstream.helo : conn.helo);
+  if (!stream_) co_return r;
+  if (r.code != 250) co_return failure("refused EHLO after XCLIENT");
   co_return r;
 }
 
 Task<Reply> UpstreamClient::open(const Connection& conn) {
+  if (stream_) co_return Reply::make(250, "2.0.0", "Ok");
+  // A checked pooled connection first; the XCLIENT it then carries makes it this client's for good.
+  if (auto p = co_await Pool::of(ex_).take_or_wait(cfg_)) {
+    adopt(std::move(*p));
+    if (!(cfg_.upstream.xclient && caps_.xclient)) co_return Reply::make(250, "2.0.0", "Ok");
+    Reply r = co_await xclient(conn);
+    if (stream_ && r.code == 250) co_return r;
+    drop();
+    co_return r.code == 250 ? Reply::make(451, "4.4.2", "Upstream connection lost, try again later") : r;
+  }
+  co_return co_await open_fresh(conn, true);
+}
+
+Task<Reply> UpstreamClient::open_fresh(const Connection& conn, bool with_xclient) {
   const auto& servers = cfg_.upstream.servers;
   auto& memory = FailureMemory::get();
   // First pass skips servers that failed in the last second; when that leaves none, try them all.
@@ -273,7 +301,7 @@ Task<Reply> UpstreamClient::open(const Connection& conn) {
       tried = true;
       xclient_done_ = false;
       if (co_await connect_one(ep)) {
-        Reply r = co_await greet_and_ehlo(conn);
+        Reply r = co_await greet_and_ehlo(conn, with_xclient);
         if (stream_ && r.code == 250) {
           memory.succeeded(key);
           co_return r;
@@ -350,22 +378,63 @@ Task<Reply> UpstreamClient::data(const Transaction& tx, std::string_view top) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - sent_at).count());
   if (!stream_) co_return fin;
   in_transaction_ = false;
-  if (fin.code == 250 || !fin.positive()) co_return fin;
-  co_return failure("answered the message with " + std::to_string(fin.code));
+  if (fin.code != 250 && fin.positive()) co_return failure("answered the message with " + std::to_string(fin.code));
+  co_await release();  // the transaction is over either way (RFC 5321 §4.1.1.4)
+  co_return fin;
 }
 
 Task<void> UpstreamClient::rset() {
-  if (!stream_ || !in_transaction_) co_return;
-  Reply r = co_await command("RSET", cfg_.upstream.command_timeout);
-  if (stream_ && r.code != 250) drop();
-  in_transaction_ = false;
+  if (!stream_) co_return;
+  if (in_transaction_) {
+    Reply r = co_await command("RSET", cfg_.upstream.command_timeout);
+    if (stream_ && r.code != 250) drop();
+    in_transaction_ = false;
+  }
+  co_await release();
 }
 
 Task<void> UpstreamClient::quit() {
   if (!stream_) co_return;
+  if (in_transaction_) co_await rset();  // the session left mid-transaction: RSET, then pool or QUIT
+  co_await release();
+}
+
+// Outside a transaction the connection is not the session's to keep: back to the pool when clean,
+// else (XCLIENT carried, no pool, pool full) closed with QUIT.
+Task<void> UpstreamClient::release() {
+  if (!stream_) co_return;
+  if (auto p = detach()) {
+    Pool::of(ex_).put(std::move(*p), cfg_);
+    co_return;
+  }
   deadline_->expires_after(std::chrono::seconds(5));
   co_await stream_->write(std::string_view("QUIT\r\n"));
   drop();
+  xclient_done_ = false;
+}
+
+std::optional<Pooled> UpstreamClient::detach() {
+  if (!stream_ || in_transaction_ || xclient_done_ || cfg_.upstream.pool_size == 0) return std::nullopt;
+  deadline_->never();
+  Pooled p;
+  p.stream = std::move(stream_);
+  p.deadline = std::move(deadline_);
+  p.server = server_;
+  p.caps = caps_;
+  p.key = Pool::key_of(cfg_);
+  p.since = std::chrono::steady_clock::now();
+  p.idle_timeout = cfg_.upstream.pool_idle_timeout;
+  return p;
+}
+
+void UpstreamClient::adopt(Pooled&& p) {
+  drop();
+  stream_ = std::move(p.stream);
+  deadline_ = std::move(p.deadline);
+  server_ = std::move(p.server);
+  caps_ = p.caps;
+  in_transaction_ = false;
+  xclient_done_ = false;
 }
 
 }  // namespace gw::upstream

@@ -1,5 +1,6 @@
-// The SMTP client side of one client session: one connection to the upstream MTA, opened at the first
-// MAIL and kept for the session's later transactions (RSET between them).
+// The SMTP client side of one client session's transactions: at MAIL it takes a ready connection from
+// the pool (gateway/upstream/pool.hpp) or opens one; when the transaction ends the connection goes back
+// to the pool (or is closed), so a session between transactions holds no upstream connection.
 //
 // Guarantees: every method returns a Reply for the client. A reply the upstream really sent is passed
 // through; anything else (no server reachable, timeout, connection lost, a reply that does not fit the
@@ -8,6 +9,7 @@
 #pragma once
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -23,6 +25,8 @@ namespace gw::net { class Stream; class Deadline; }
 
 namespace gw::upstream {
 
+struct Pooled;
+
 using net::Reply;
 template <typename T>
 using Task = boost::asio::awaitable<T>;
@@ -37,6 +41,11 @@ struct Capabilities {
   bool enhanced = false;
 };
 
+// Whether a connection to `server` may still be used: true for the first of upstream.servers, and for
+// a later one only while every server before it failed within the last second (the failover rule
+// holds for pooled connections too: a recovered first server is used again).
+bool server_still_preferred(const config::Config& cfg, const std::string& server);
+
 class UpstreamClient {
  public:
   // `tls_ctx` is used for STARTTLS towards the upstream (upstream.tls); may be null when "none".
@@ -49,12 +58,20 @@ class UpstreamClient {
 
   // Connects to upstream.servers in order (skipping for up to 1 s one that just failed), reads the
   // greeting and says EHLO (STARTTLS and XCLIENT as configured). 250 on success, else a 4xx.
+  // A pooled connection is used first (XCLIENT then sent when configured and offered).
   Task<Reply> open(const Connection& conn);
+  // Connects without looking at the pool; XCLIENT only when `with_xclient`.
+  Task<Reply> open_fresh(const Connection& conn, bool with_xclient);
+  // Hands the connection over (for the pool) when it is open, outside a transaction and never
+  // carried XCLIENT; else leaves it alone and returns nothing.
+  std::optional<Pooled> detach();
   Task<Reply> mail(const Transaction& tx);
   Task<Reply> rcpt(const std::string& address);
   // DATA, then `top` (pre-formatted header lines) and the message, dot-stuffed, then the final reply.
   Task<Reply> data(const Transaction& tx, std::string_view top);
+  // RSET when a transaction is open; then the connection goes back to the pool (or is closed).
   Task<void> rset();
+  // Back to the pool when clean, else QUIT.
   Task<void> quit();
 
  private:
@@ -62,7 +79,10 @@ class UpstreamClient {
   Task<Reply> command(std::string_view line, std::chrono::milliseconds timeout);
   Task<Reply> read_reply(std::chrono::milliseconds timeout);
   Task<Reply> ehlo(const std::string& name);
-  Task<Reply> greet_and_ehlo(const Connection& conn);
+  Task<Reply> greet_and_ehlo(const Connection& conn, bool with_xclient);
+  Task<Reply> xclient(const Connection& conn);
+  Task<void> release();
+  void adopt(Pooled&& p);
   void drop();
   Reply failure(std::string_view what);
 
