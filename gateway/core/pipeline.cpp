@@ -14,18 +14,26 @@ std::shared_ptr<Pipeline> Pipeline::build(const config::Config& config, Services
     return s;
   };
   for (auto& name : config.pipeline) {
-    const PluginFactory* factory = PluginRegistry::find(name);
-    if (!factory) config.root.fail("pipeline", "unknown plugin \"" + name + "\" (known: " + list() + ")");
-    config::Table table = config.plugin_table(name);
-    PluginEnv env{config, name, table, services};
-    auto plugin = (*factory)(env);
-    unsigned st = plugin->stages();
-    p->stages_ |= st;
-    p->plugins_.push_back(Entry{name, std::move(plugin), st});
+    // A plugin's error is kept and the next plugin is built: the admin sees every error at once.
+    try {
+      const PluginFactory* factory = PluginRegistry::find(name);
+      if (!factory) config.root.fail("pipeline", "unknown plugin \"" + name + "\" (known: " + list() + ")");
+      config::Table table = config.plugin_table(name);
+      PluginEnv env{config, name, table, services};
+      auto plugin = (*factory)(env);
+      unsigned st = plugin->stages();
+      p->stages_ |= st;
+      p->plugins_.push_back(Entry{name, std::move(plugin), st});
+    } catch (const config::ConfigError& e) {
+      config.root.add_error(e.what());
+    }
   }
-  // A [plugins.X] table for a plugin that does not exist is a typo the admin wants to hear about.
+  // A [plugins.X] table for a plugin that does not exist is a typo the admin wants to hear about
+  // ("kind:instance" tables of the pipeline's instances are fine).
   auto plugins = config.root.table("plugins");
+  known.insert(known.end(), config.pipeline.begin(), config.pipeline.end());
   plugins.allow_only(known);
+  config.root.throw_errors();
   return p;
 }
 
