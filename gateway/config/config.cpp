@@ -14,7 +14,7 @@ Endpoint endpoint(const Table& t, std::string_view key, const std::string& text)
 }
 
 void read_server(const Table& t, ServerConfig& s) {
-  t.allow_only({"hostname", "max_connections", "max_message_size", "max_recipients", "command_timeout",
+  t.allow_only_and_go_on({"hostname", "max_connections", "max_message_size", "max_recipients", "command_timeout",
                 "data_timeout", "drain_timeout", "threads"});
   s.hostname = t.string("hostname", s.hostname);
   if (s.hostname.empty() || s.hostname.find_first_of(" \t\r\n;") != std::string::npos) t.fail("hostname", "must be a host name");
@@ -36,7 +36,7 @@ void read_server(const Table& t, ServerConfig& s) {
 }
 
 ListenerConfig read_listener(const Table& t) {
-  t.allow_only({"address", "role", "tls", "require_tls", "require_auth", "proxy_protocol"});
+  t.allow_only_and_go_on({"address", "role", "tls", "require_tls", "require_auth", "proxy_protocol"});
   ListenerConfig l;
   auto addr = t.string("address");
   if (!addr) t.fail("", "a [[listener]] needs an address");
@@ -54,7 +54,7 @@ ListenerConfig read_listener(const Table& t) {
 }
 
 void read_upstream(const Table& t, UpstreamConfig& u, const std::string& hostname) {
-  t.allow_only({"servers", "tls", "xclient", "connect_timeout", "command_timeout", "data_timeout", "helo", "connect_at"});
+  t.allow_only_and_go_on({"servers", "tls", "xclient", "connect_timeout", "command_timeout", "data_timeout", "helo", "connect_at"});
   auto servers = t.strings("servers");
   if (!servers || servers->empty()) t.fail("servers", "at least one upstream server is required");
   for (auto& s : *servers) u.servers.push_back(endpoint(t, "servers", s));
@@ -101,8 +101,10 @@ void part(const Table& root, F&& f) {
 
 void read_all(Config& c) {
   const Table& root = c.root;
-  root.allow_only({"pipeline", "server", "listener", "tls", "auth", "upstream", "dns", "trusted", "relay",
-                   "plugins", "store", "metrics", "log"});
+  part(root, [&] {
+    root.allow_only_and_go_on({"pipeline", "server", "listener", "tls", "auth", "upstream", "dns", "trusted", "relay",
+                     "plugins", "store", "metrics", "log"});
+  });
 
   part(root, [&] {
     c.pipeline = root.strings("pipeline", {});
@@ -119,7 +121,7 @@ void read_all(Config& c) {
 
   part(root, [&] {
     auto t = root.table("tls");
-    t.allow_only({"certificate", "private_key"});
+    t.allow_only_and_go_on({"certificate", "private_key"});
     c.tls.certificate = t.string("certificate", "");
     c.tls.private_key = t.string("private_key", "");
     bool wants_tls = false;
@@ -129,7 +131,7 @@ void read_all(Config& c) {
   });
   part(root, [&] {
     auto t = root.table("auth");
-    t.allow_only({"users_file"});
+    t.allow_only_and_go_on({"users_file"});
     c.auth.users_file = t.string("users_file", "");
     bool wants_auth = false;
     for (auto& l : c.listeners) wants_auth |= l.require_auth;
@@ -145,7 +147,7 @@ void read_all(Config& c) {
 
   part(root, [&] {
     auto t = root.table("dns");
-    t.allow_only({"nameservers", "timeout"});
+    t.allow_only_and_go_on({"nameservers", "timeout"});
     for (auto& s : t.strings("nameservers", {})) {
       auto e = endpoint(t, "nameservers", s);
       boost::system::error_code ec;
@@ -158,13 +160,13 @@ void read_all(Config& c) {
   });
   part(root, [&] {
     auto t = root.table("trusted");
-    t.allow_only({"networks"});
+    t.allow_only_and_go_on({"networks"});
     if (t.has("networks")) c.trusted = networks(t, "networks");
     else t.record("networks", std::vector<std::string>{"127.0.0.0/8", "::1/128"});
   });
   part(root, [&] {
     auto t = root.table("relay");
-    t.allow_only({"domains"});
+    t.allow_only_and_go_on({"domains"});
     for (auto d : t.strings("domains", {})) {
       for (auto& ch : d) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
       if (d.empty() || d.find_first_of(" @,;") != std::string::npos) t.fail("domains", "\"" + d + "\" is not a domain");
@@ -173,7 +175,7 @@ void read_all(Config& c) {
   });
   part(root, [&] {
     auto t = root.table("store");
-    t.allow_only({"backend", "path", "redis_url", "max_size"});
+    t.allow_only_and_go_on({"backend", "path", "redis_url", "max_size"});
     c.store.backend = t.choice("backend", {"embedded", "redis"}, c.store.backend);
     c.store.path = t.string("path", c.store.path);
     c.store.redis_url = t.string("redis_url", c.store.redis_url);
@@ -183,13 +185,13 @@ void read_all(Config& c) {
   });
   part(root, [&] {
     auto t = root.table("metrics");
-    t.allow_only({"listen"});
+    t.allow_only_and_go_on({"listen"});
     c.metrics.listen = t.string("listen", c.metrics.listen);
     if (!c.metrics.listen.empty()) endpoint(t, "listen", c.metrics.listen);
   });
   part(root, [&] {
     auto t = root.table("log");
-    t.allow_only({"format", "level"});
+    t.allow_only_and_go_on({"format", "level"});
     c.log.format = t.choice("format", {"text", "json"}, "text") == "text" ? LogFormat::text : LogFormat::json;
     c.log.level = t.choice("level", {"debug", "info", "warn", "error"}, c.log.level);
   });

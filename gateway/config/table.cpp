@@ -68,14 +68,24 @@ void Table::allow_only(std::initializer_list<std::string_view> keys) const {
 
 void Table::allow_only(const std::vector<std::string>& keys) const {
   if (!table_) return;
+  std::string unknown;  // every unknown key of the table, one line each
   for (auto&& [k, v] : *tbl(table_)) {
     bool ok = false;
     for (auto allowed : keys)
       if (k.str() == allowed) ok = true;
     if (!ok) {
       std::string full = name_.empty() ? std::string(k.str()) : name_ + "." + std::string(k.str());
-      add_error(location(path_, v.source()) + ": unknown key '" + full + "'");
+      unknown += (unknown.empty() ? "" : "\n") + location(path_, v.source()) + ": unknown key '" + full + "'";
     }
+  }
+  if (!unknown.empty()) throw ConfigError(unknown);
+}
+
+void Table::allow_only_and_go_on(std::initializer_list<std::string_view> keys) const {
+  try {
+    allow_only(keys);
+  } catch (const ConfigError& e) {
+    add_error(e.what());
   }
 }
 

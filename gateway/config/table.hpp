@@ -66,6 +66,9 @@ class Table {
   // Unknown keys are config errors: call once with every key the table may hold.
   void allow_only(std::initializer_list<std::string_view> keys) const;
   void allow_only(const std::vector<std::string>& keys) const;
+  // The same, but the errors are kept in the context and the reading goes on (the core's sections:
+  // load_config throws them all at the end).
+  void allow_only_and_go_on(std::initializer_list<std::string_view> keys) const;
 
   Read<std::string> string(std::string_view key) const;
   Read<std::int64_t> integer(std::string_view key) const;

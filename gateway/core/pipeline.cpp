@@ -32,7 +32,11 @@ std::shared_ptr<Pipeline> Pipeline::build(const config::Config& config, Services
   // ("kind:instance" tables of the pipeline's instances are fine).
   auto plugins = config.root.table("plugins");
   known.insert(known.end(), config.pipeline.begin(), config.pipeline.end());
-  plugins.allow_only(known);
+  try {
+    plugins.allow_only(known);
+  } catch (const config::ConfigError& e) {
+    config.root.add_error(e.what());
+  }
   config.root.throw_errors();
   return p;
 }

@@ -18,7 +18,7 @@ declare -A sources=(
   [proxy]="gateway/smtp/proxy_protocol.cpp"
   [message]="gateway/core/message.cpp"
   [reply]="gateway/net/reply.cpp"
-  [config]="gateway/config/config.cpp gateway/config/table.cpp gateway/config/units.cpp gateway/config/network.cpp gateway/config/users_file.cpp"
+  [config]="gateway/config/config.cpp gateway/config/table.cpp gateway/config/record.cpp gateway/config/units.cpp gateway/config/network.cpp gateway/config/users_file.cpp"
   [auth]="gateway/smtp/base64.cpp"
 )
 declare -A libs=([config]="-ltomlplusplus -lcrypt")
