@@ -52,3 +52,19 @@ def test_sample_config_passes_strict_check():
     r = subprocess.run([BIN, "--check-config", "--strict", "--config", "etc/smtp-gateway.toml"], capture_output=True,
                        text=True, cwd=REPO, timeout=60)
     assert r.returncode == 0 and r.stderr == "", r.stderr
+
+
+def test_troubleshooting_lists_every_log_event():
+    import re
+    events = set()
+    for top in ("gateway", "plugins", "lua"):
+        for d, _, names in os.walk(os.path.join(REPO, top)):
+            for n in names:
+                if n.endswith((".cpp", ".hpp")):
+                    text = open(os.path.join(d, n), errors="replace").read()
+                    events |= set(re.findall(r'log::(?:debug|info|warn|error)\(\s*"([a-z_]+)"', text))
+                    events |= set(re.findall(r'log::write\([^,]+,\s*"([a-z_]+)"', text))
+    assert len(events) > 30
+    page = open(os.path.join(REPO, "docs", "troubleshooting.md")).read()
+    missing = sorted(e for e in events if "`%s`" % e not in page)
+    assert missing == [], missing
