@@ -1,5 +1,5 @@
 // The whole configuration as one immutable snapshot. load_config() parses and validates the TOML file
-// (SPEC "Config"); a reload builds a new snapshot and swaps it, sessions keep the one they started with.
+// (README "Configuration", etc/smtp-gateway.toml); a reload builds a new snapshot and swaps it, sessions keep the one they started with.
 #pragma once
 #include <cstdint>
 #include <memory>

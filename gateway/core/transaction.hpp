@@ -64,7 +64,7 @@ struct DkimFact {
   std::string b;  // first 8 characters of the b= tag
 };
 
-// RFC 7489 outcome, in the words of Authentication-Results (SPEC "dmarc").
+// RFC 7489 outcome, in the words of Authentication-Results (docs/dmarc.md).
 struct DmarcFact {
   std::string result;       // pass fail none temperror permerror
   std::string domain;       // RFC5322.From domain

@@ -12,7 +12,7 @@
 #include "gateway/core/pipeline.hpp"
 #include "gateway/observe/metrics_http.hpp"
 #include "gateway/smtp/server_state.hpp"
-#include "gateway/smtp/session.hpp"
+#include "gateway/smtp/listener.hpp"
 
 namespace gw::app {
 

@@ -1,4 +1,4 @@
-// smtp-gateway: command line (SPEC "Command line").
+// smtp-gateway: command line (README "Command line", smtp-gateway(8)).
 #include <cstdio>
 #include <cstring>
 #include <string>

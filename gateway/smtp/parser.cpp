@@ -246,4 +246,39 @@ PathResult parse_path(std::string_view arg, bool null_ok) {
   return r;
 }
 
+MailParams parse_mail_params(const std::vector<Param>& params, std::uint64_t max_message_size, bool auth_offered) {
+  MailParams out;
+  auto refuse = [&](int code, const char* enhanced, std::string text) {
+    out.error_code = code;
+    out.error_enhanced = enhanced;
+    out.error_text = std::move(text);
+    return out;
+  };
+  for (auto& p : params) {
+    if (p.keyword == "SIZE") {
+      std::uint64_t n = 0;
+      bool ok = !p.value.empty() && p.value.size() <= 20;
+      for (char c : p.value) {
+        if (c < '0' || c > '9') ok = false;
+        else n = n * 10 + static_cast<std::uint64_t>(c - '0');
+      }
+      if (!ok) return refuse(501, "5.5.4", "Bad SIZE parameter");
+      if (n > max_message_size) return refuse(552, "5.3.4", "Message size exceeds fixed limit");
+      out.size = n;
+    } else if (p.keyword == "BODY") {
+      std::string v = p.value;
+      for (auto& c : v) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      if (v != "7BIT" && v != "8BITMIME") return refuse(501, "5.5.4", "Bad BODY parameter");
+      out.body = v;
+    } else if (p.keyword == "AUTH" && auth_offered) {
+      // RFC 4954 §5: accepted where AUTH is offered; not passed on (the upstream learns the user by XCLIENT LOGIN)
+    } else if (p.keyword == "SMTPUTF8" && p.value.empty()) {
+      out.smtputf8 = true;
+    } else {
+      return refuse(555, "5.5.4", "Unsupported parameter " + p.keyword);
+    }
+  }
+  return out;
+}
+
 }  // namespace gw::smtp

@@ -42,6 +42,19 @@ struct PathResult {
 // MAIL FROM argument: "<reverse-path> [params]"; `null_ok` allows "<>".
 PathResult parse_path(std::string_view arg, bool null_ok);
 
+// The ESMTP parameters of MAIL FROM (RFC 1870 SIZE, RFC 6152 BODY, RFC 4954 AUTH, RFC 6531
+// SMTPUTF8), checked against what this listener offers.
+struct MailParams {
+  std::uint64_t size = 0;  // SIZE=, 0 when absent
+  std::string body;        // BODY= upper-cased, empty when absent
+  bool smtputf8 = false;
+  // Set when a parameter is refused: the reply to give (501 5.5.4, 552 5.3.4, 555 5.5.4).
+  int error_code = 0;
+  std::string error_enhanced;
+  std::string error_text;
+};
+MailParams parse_mail_params(const std::vector<Param>& params, std::uint64_t max_message_size, bool auth_offered);
+
 bool valid_domain(std::string_view d, bool allow_utf8);
 bool valid_helo(std::string_view name);
 

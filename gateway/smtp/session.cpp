@@ -1,6 +1,5 @@
 #include "gateway/smtp/session.hpp"
 
-#include <ctime>
 #include <random>
 
 #include <boost/asio/as_tuple.hpp>
@@ -8,7 +7,6 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/ip/v6_only.hpp>
 
 #include "gateway/observe/log.hpp"
 #include "gateway/observe/metrics.hpp"
@@ -16,6 +14,9 @@
 #include "gateway/smtp/data_reader.hpp"
 #include "gateway/smtp/auth.hpp"
 #include "gateway/smtp/edge.hpp"
+#include "gateway/smtp/received.hpp"
+#include "gateway/smtp/relay_policy.hpp"
+#include "gateway/smtp/verdict_reply.hpp"
 
 namespace gw::smtp {
 
@@ -24,7 +25,7 @@ using tcp = asio::ip::tcp;
 using net::Reply;
 
 namespace {
-constexpr std::size_t kMaxCommandLine = 1000;   // octets with CRLF (SPEC: longer -> 500 5.5.2)
+constexpr std::size_t kMaxCommandLine = 1000;   // octets with CRLF (RFC 5321 §4.5.3.1.4; longer -> 500 5.5.2)
 constexpr std::size_t kMaxCommandBuffer = 64 * 1024;
 constexpr std::size_t kMaxDataBuffer = 256 * 1024;
 constexpr unsigned kMaxErrors = 20;
@@ -41,23 +42,6 @@ std::string random_id() {
   return s;
 }
 
-std::string rfc5322_date() {
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S +0000", &tm);
-  return buf;
-}
-
-std::string join(const std::vector<std::string>& v, const char* sep) {
-  std::string out;
-  for (auto& s : v) {
-    if (!out.empty()) out += sep;
-    out += s;
-  }
-  return out;
-}
 }  // namespace
 
 Session::Session(tcp::socket socket, const config::ListenerConfig& listener, ServerState& server)
@@ -101,13 +85,8 @@ void Session::reply(const Reply& r, std::string_view default_enhanced) {
   observe::CoreMetrics::get().reply(r.code);
 }
 
-void Session::reply_verdict(const Verdict& v) {
-  int code = v.code;
-  std::string enh = v.enhanced;
-  if (v.kind == Verdict::Kind::reject && (code < 500 || code > 599)) code = 550;
-  if (v.kind == Verdict::Kind::tempfail && (code < 400 || code > 499)) code = 451;
-  if (enh.empty() || enh[0] - '0' != code / 100) enh = std::to_string(code / 100) + ".7.1";
-  reply(code, enh, v.text.empty() ? (code >= 500 ? "Rejected by policy" : "Try again later") : v.text);
+void Session::reply_verdict(const Verdict& v, Stage stage) {
+  reply(verdict_reply(v, stage, cfg_.server.hostname), "");
 }
 
 void Session::error_reply(int code, std::string_view enhanced, std::string_view text) {
@@ -182,17 +161,13 @@ asio::awaitable<bool> Session::start() {
 
   Verdict v;
   if (rt_->pipeline->has(Stage::connect)) v = co_await rt_->pipeline->run(Stage::connect, tx_);
-  if (v.kind == Verdict::Kind::tempfail) {
-    int code = v.code >= 400 && v.code < 500 ? 421 : 421;
-    reply(code, v.enhanced.empty() || v.enhanced[0] != '4' ? "4.7.0" : v.enhanced,
-          v.text.empty() ? cfg_.server.hostname + " Service not available, try again later" : v.text);
-    co_await flush();
-    co_return false;
-  }
-  if (v.kind == Verdict::Kind::reject) {
-    connect_rejected_ = true;
-    reply(554, v.enhanced.empty() || v.enhanced[0] != '5' ? "5.7.1" : v.enhanced,
-          v.text.empty() ? cfg_.server.hostname + " Connection refused" : v.text);
+  if (v.refuses()) {
+    reply_verdict(v, Stage::connect);
+    if (v.kind == Verdict::Kind::tempfail) {  // 421: close
+      co_await flush();
+      co_return false;
+    }
+    connect_rejected_ = true;  // 554: 503 to everything but QUIT
     co_return true;
   }
   reply(220, "", cfg_.server.hostname + " ESMTP smtp-gateway");
@@ -242,7 +217,7 @@ asio::awaitable<void> Session::run() {
     }
   }
   // Leaving mid-transaction (QUIT, timeout, lost client): the upstream hears RSET/QUIT, never DATA.
-  if (phase_ == Phase::mail || tx_.has_sender) co_await end_transaction("aborted", "");
+  if (phase_ == Phase::mail || tx_.has_sender) co_await end_transaction(Outcome::aborted, "");
   deadline_.expires_after(std::chrono::seconds(10));
   if (rt_->pipeline->has(Stage::disconnect)) co_await rt_->pipeline->notify(Stage::disconnect, tx_);
   co_await flush();
@@ -298,10 +273,10 @@ asio::awaitable<void> Session::on_helo(const Command& cmd, bool extended) {
   Verdict v;
   if (rt_->pipeline->has(Stage::helo)) v = co_await rt_->pipeline->run(Stage::helo, tx_, name);
   if (v.refuses()) {
-    reply_verdict(v);
+    reply_verdict(v, Stage::helo);
     co_return;
   }
-  if (phase_ == Phase::mail) co_await end_transaction("aborted", "");  // EHLO resets (RFC 5321 §4.1.4)
+  if (phase_ == Phase::mail) co_await end_transaction(Outcome::aborted, "");  // EHLO resets (RFC 5321 §4.1.4)
   // XCLIENT gave the upstream the old HELO name and protocol: the next MAIL reconnects with the new ones.
   if (upstream_ && upstream_->xclient_done() && (tx_.conn.helo != name || tx_.conn.esmtp != extended))
     co_await upstream_->quit();
@@ -332,31 +307,11 @@ asio::awaitable<void> Session::on_mail(const Command& cmd) {
   if (!parsed.path) co_return error_reply(501, "5.5.4", "Syntax: MAIL FROM:<address> (" + parsed.error + ")");
   Path& path = *parsed.path;
   tx_.reset();
-  bool smtputf8 = false;
-  for (auto& p : path.params) {
-    if (p.keyword == "SIZE") {
-      std::uint64_t n = 0;
-      bool ok = !p.value.empty() && p.value.size() <= 20;
-      for (char c : p.value) {
-        if (c < '0' || c > '9') ok = false;
-        else n = n * 10 + static_cast<std::uint64_t>(c - '0');
-      }
-      if (!ok) co_return error_reply(501, "5.5.4", "Bad SIZE parameter");
-      if (n > cfg_.server.max_message_size) co_return error_reply(552, "5.3.4", "Message size exceeds fixed limit");
-      tx_.declared_size = n;
-    } else if (p.keyword == "BODY") {
-      std::string v = p.value;
-      for (auto& c : v) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-      if (v != "7BIT" && v != "8BITMIME") co_return error_reply(501, "5.5.4", "Bad BODY parameter");
-      tx_.body_type = v;
-    } else if (p.keyword == "AUTH" && auth::available(listener_, cfg_)) {
-      // RFC 4954 §5: accepted where AUTH is offered; not passed on (the upstream learns the user by XCLIENT LOGIN)
-    } else if (p.keyword == "SMTPUTF8" && p.value.empty()) {
-      smtputf8 = true;
-    } else {
-      co_return error_reply(555, "5.5.4", "Unsupported parameter " + p.keyword);
-    }
-  }
+  MailParams params = parse_mail_params(path.params, cfg_.server.max_message_size, auth::available(listener_, cfg_));
+  if (params.error_code) co_return error_reply(params.error_code, params.error_enhanced, params.error_text);
+  tx_.declared_size = params.size;
+  tx_.body_type = params.body;
+  const bool smtputf8 = params.smtputf8;
   if (path.utf8 && !smtputf8) co_return error_reply(553, "5.6.7", "Non-ASCII address requires SMTPUTF8");
   tx_.smtputf8 = smtputf8;
   tx_.sender = path.address;
@@ -368,8 +323,8 @@ asio::awaitable<void> Session::on_mail(const Command& cmd) {
   Verdict v;
   if (rt_->pipeline->has(Stage::mail)) v = co_await rt_->pipeline->run(Stage::mail, tx_);
   if (v.refuses()) {
-    reply_verdict(v);
-    co_await end_transaction(v.kind == Verdict::Kind::reject ? "rejected" : "tempfailed", "");
+    reply_verdict(v, Stage::mail);
+    co_await end_transaction(outcome_of_refusal(v.kind == Verdict::Kind::reject), "");
     co_return;
   }
   co_await settle_upstream();
@@ -381,19 +336,19 @@ asio::awaitable<void> Session::on_mail(const Command& cmd) {
     early_failure_.reset();
     if (r.code != 250) {
       reply(r, "4.4.1");
-      co_await end_transaction("tempfailed", r.summary());
+      co_await end_transaction(Outcome::tempfailed, r.summary());
       co_return;
     }
   }
   if (tx_.smtputf8 && !upstream_->caps().smtputf8) {
     error_reply(553, "5.6.7", "SMTPUTF8 is not supported by the upstream");
-    co_await end_transaction("rejected", "");
+    co_await end_transaction(Outcome::rejected, "");
     co_return;
   }
   Reply r = co_await upstream_->mail(tx_);
   reply(r, r.positive() ? "2.1.0" : "");
   if (r.code != 250) {
-    co_await end_transaction(r.permanent() ? "rejected" : "tempfailed", r.summary());
+    co_await end_transaction(outcome_of(r), r.summary());
     co_return;
   }
   phase_ = Phase::mail;
@@ -431,25 +386,6 @@ asio::awaitable<void> Session::settle_upstream() {
   }
 }
 
-bool Session::relay_allowed(const Path& rcpt) const {
-  const auto& domains = cfg_.relay_domains;
-  if (domains.empty() || tx_.conn.outbound()) return true;
-  if (rcpt.domain.empty()) return true;  // <postmaster>
-  // Source routes and %-hack / bang paths could make the upstream relay elsewhere: never from outside.
-  if (!rcpt.source_route.empty()) return false;
-  if (rcpt.local_part.find_first_of("%!") != std::string::npos && rcpt.local_part.front() != '"') return false;
-  if (rcpt.local_part.front() == '"' && rcpt.local_part.find_first_of("%!@") != std::string::npos) return false;
-  for (auto& d : domains) {
-    if (d.front() == '.') {
-      if (rcpt.domain.size() > d.size() && rcpt.domain.compare(rcpt.domain.size() - d.size(), d.size(), d) == 0)
-        return true;
-    } else if (rcpt.domain == d) {
-      return true;
-    }
-  }
-  return false;
-}
-
 asio::awaitable<void> Session::on_rcpt(const Command& cmd) {
   if (phase_ != Phase::mail) co_return error_reply(503, "5.5.1", "Error: need MAIL command");
   if (cmd.bad_form) co_return error_reply(501, "5.5.4", "Syntax: RCPT TO:<address>");
@@ -464,7 +400,7 @@ asio::awaitable<void> Session::on_rcpt(const Command& cmd) {
     co_return;
   }
   std::string address = path.source_route.empty() ? path.address : path.source_route + ":" + path.address;
-  if (!relay_allowed(path)) {
+  if (!relay_allowed(cfg_.relay_domains, tx_.conn.outbound(), path)) {
     log::info("relay_denied", {{"session", tx_.conn.id}, {"client", tx_.conn.client.ip}, {"rcpt", address}});
     error_reply(554, "5.7.1", "<" + address + ">: Relay access denied");
     co_return;
@@ -472,25 +408,12 @@ asio::awaitable<void> Session::on_rcpt(const Command& cmd) {
   Verdict v;
   if (rt_->pipeline->has(Stage::rcpt)) v = co_await rt_->pipeline->run(Stage::rcpt, tx_, address);
   if (v.refuses()) {
-    reply_verdict(v);
+    reply_verdict(v, Stage::rcpt);
     co_return;
   }
   Reply r = co_await upstream_->rcpt(address);
   reply(r, r.positive() ? "2.1.5" : "");
   if (r.code == 250 || r.code == 251) tx_.recipients.push_back(std::move(address));
-}
-
-std::string Session::received_header() const {
-  const auto& c = tx_.conn;
-  std::string with = tx_.smtputf8 ? "UTF8SMTP" : (c.esmtp ? "ESMTP" : "SMTP");
-  if (c.tls) with += "S";
-  if (c.auth_user) with += "A";
-  std::string v = "from " + (c.helo.empty() ? std::string("unknown") : c.helo) + " (" +
-                  (c.client.rdns ? *c.client.rdns : std::string("unknown")) + " [" + c.client.ip + "])\r\n\tby " +
-                  cfg_.server.hostname + " (smtp-gateway) with " + with + " id " + tx_.id;
-  if (tx_.recipients.size() == 1) v += "\r\n\tfor <" + tx_.recipients.front() + ">";
-  v += "; " + rfc5322_date();
-  return v;
 }
 
 asio::awaitable<void> Session::on_data() {
@@ -501,7 +424,7 @@ asio::awaitable<void> Session::on_data() {
   }
   if (!upstream_ || !upstream_->connected()) {
     reply(451, "4.4.2", "Upstream connection lost, try again later");
-    co_await end_transaction("tempfailed", "");
+    co_await end_transaction(Outcome::tempfailed, "");
     co_return;
   }
   reply(354, "", "End data with <CR><LF>.<CR><LF>");
@@ -536,12 +459,12 @@ asio::awaitable<void> Session::on_data() {
     log::info("bare_line_ends_normalised", {{"session", tx_.conn.id}, {"count", reader.normalised()}});
   if (reader.too_big()) {
     error_reply(552, "5.3.4", "Error: message too big");
-    co_await end_transaction("rejected", "");
+    co_await end_transaction(Outcome::rejected, "");
     co_return;
   }
   if (reader.line_too_long()) {
     error_reply(500, "5.5.2", "Error: message line longer than 998 octets");
-    co_await end_transaction("rejected", "");
+    co_await end_transaction(Outcome::rejected, "");
     co_return;
   }
 
@@ -550,12 +473,12 @@ asio::awaitable<void> Session::on_data() {
   Verdict v;
   if (rt_->pipeline->has(Stage::data)) v = co_await rt_->pipeline->run(Stage::data, tx_);
   if (v.refuses()) {
-    reply_verdict(v);
-    co_await end_transaction(v.kind == Verdict::Kind::reject ? "rejected" : "tempfailed", "");
+    reply_verdict(v, Stage::data);
+    co_await end_transaction(outcome_of_refusal(v.kind == Verdict::Kind::reject), "");
     co_return;
   }
   std::string top;
-  if (!upstream_->xclient_done()) top = "Received: " + received_header() + "\r\n";
+  if (!upstream_->xclient_done()) top = "Received: " + received_header(tx_, cfg_.server.hostname) + "\r\n";
   for (auto& h : tx_.final_headers(cfg_.server.hostname)) {
     top += h.name;
     top += ": ";
@@ -565,11 +488,11 @@ asio::awaitable<void> Session::on_data() {
   deadline_.never();  // the upstream's own timeouts bound the wait from here
   Reply r = co_await upstream_->data(tx_, top);
   reply(r, r.code == 250 ? "2.0.0" : "");
-  co_await end_transaction(r.code == 250 ? "delivered" : (r.permanent() ? "rejected" : "tempfailed"), r.summary());
+  co_await end_transaction(outcome_of(r), r.summary());
 }
 
 asio::awaitable<void> Session::on_rset() {
-  if (phase_ == Phase::mail || tx_.has_sender) co_await end_transaction("aborted", "");
+  if (phase_ == Phase::mail || tx_.has_sender) co_await end_transaction(Outcome::aborted, "");
   reply(250, "2.0.0", "Ok");
 }
 
@@ -618,74 +541,13 @@ asio::awaitable<void> Session::on_auth(const Command& cmd) {
   if (r.ok && upstream_ && upstream_->xclient_done()) co_await upstream_->quit();
 }
 
-asio::awaitable<void> Session::end_transaction(const std::string& outcome, const std::string& upstream_reply) {
-  auto& m = observe::CoreMetrics::get();
-  if (outcome == "delivered") m.tx_delivered.inc();
-  else if (outcome == "rejected") m.tx_rejected.inc();
-  else if (outcome == "tempfailed") m.tx_tempfailed.inc();
-  else m.tx_aborted.inc();
-  if (outcome != "delivered" && upstream_) co_await upstream_->rset();
-  if (log::enabled(log::Level::info)) log_transaction(outcome, upstream_reply);
+asio::awaitable<void> Session::end_transaction(Outcome outcome, const std::string& upstream_reply) {
+  if (outcome != Outcome::delivered && upstream_) co_await upstream_->rset();
+  record_transaction(tx_, outcome, upstream_reply);
   if (rt_->pipeline->has(Stage::reset)) co_await rt_->pipeline->notify(Stage::reset, tx_);
   tx_.reset();
   rcpt_attempts_ = 0;
   if (phase_ == Phase::mail) phase_ = Phase::greeted;
-}
-
-void Session::log_transaction(const std::string& outcome, const std::string& upstream_reply) const {
-  std::string verdicts;
-  for (auto& [plugin, v] : tx_.verdicts) verdicts += (verdicts.empty() ? "" : ",") + plugin + "=" + v;
-  auto ms = tx_.started.time_since_epoch().count()
-                ? std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - tx_.started).count()
-                : 0;
-  log::info("transaction", {{"session", tx_.conn.id},
-                            {"id", tx_.id},
-                            {"client", tx_.conn.client.ip},
-                            {"helo", tx_.conn.helo},
-                            {"sender", tx_.sender},
-                            {"recipients", join(tx_.recipients, ",")},
-                            {"size", tx_.message.size()},
-                            {"verdicts", verdicts},
-                            {"upstream", upstream_reply},
-                            {"outcome", outcome},
-                            {"duration_ms", ms}});
-}
-
-// ---------------------------------------------------------------------------------------------
-
-Listener::Listener(asio::any_io_executor ex, const config::ListenerConfig& cfg, ServerState& server, ContextPicker pick)
-    : acceptor_(ex), cfg_(cfg), server_(server), pick_(std::move(pick)) {
-  boost::system::error_code ec;
-  auto addr = asio::ip::make_address(cfg.address.host, ec);
-  if (ec) throw std::runtime_error("listener " + cfg.address.to_string() + ": not an IP address");
-  tcp::endpoint ep(addr, cfg.address.port);
-  acceptor_.open(ep.protocol());
-  acceptor_.set_option(tcp::acceptor::reuse_address(true));
-  if (ep.address().is_v6()) acceptor_.set_option(asio::ip::v6_only(true), ec);
-  acceptor_.bind(ep);
-  acceptor_.listen(1024);
-}
-
-void Listener::stop() {
-  boost::system::error_code ec;
-  acceptor_.close(ec);
-}
-
-asio::awaitable<void> Listener::run() {
-  for (;;) {
-    auto ex = pick_();
-    auto [ec, socket] = co_await acceptor_.async_accept(ex, asio::as_tuple(asio::use_awaitable));
-    if (ec) {
-      if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
-      log::warn("accept_failed", {{"listener", cfg_.address.to_string()}, {"error", ec.message()}});
-      asio::steady_timer t(acceptor_.get_executor());  // e.g. EMFILE: back off instead of spinning
-      t.expires_after(std::chrono::milliseconds(50));
-      co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
-      continue;
-    }
-    auto session = std::make_shared<Session>(std::move(socket), cfg_, server_);
-    asio::co_spawn(ex, [session]() -> asio::awaitable<void> { co_await session->run(); }, asio::detached);
-  }
 }
 
 }  // namespace gw::smtp

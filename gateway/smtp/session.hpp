@@ -19,6 +19,7 @@
 #include "gateway/net/deadline.hpp"
 #include "gateway/net/reply.hpp"
 #include "gateway/net/stream.hpp"
+#include "gateway/smtp/outcome.hpp"
 #include "gateway/smtp/parser.hpp"
 #include "gateway/smtp/server_state.hpp"
 #include "gateway/upstream/upstream_client.hpp"
@@ -48,15 +49,12 @@ class Session : public std::enable_shared_from_this<Session> {
   void ensure_upstream();
   void open_upstream_early();
   boost::asio::awaitable<void> settle_upstream();
-  boost::asio::awaitable<void> end_transaction(const std::string& outcome, const std::string& upstream_reply);
-  void log_transaction(const std::string& outcome, const std::string& upstream_reply) const;
+  boost::asio::awaitable<void> end_transaction(Outcome outcome, const std::string& upstream_reply);
 
   void reply(int code, std::string_view enhanced, std::string_view text);
   void reply(const net::Reply& r, std::string_view default_enhanced);
-  void reply_verdict(const Verdict& v);
+  void reply_verdict(const Verdict& v, Stage stage);
   void error_reply(int code, std::string_view enhanced, std::string_view text);  // counts toward the error limit
-  bool relay_allowed(const Path& rcpt) const;
-  std::string received_header() const;
   void close_with(int code, std::string_view enhanced, std::string_view text);
 
   std::shared_ptr<const Runtime> rt_;
@@ -78,22 +76,6 @@ class Session : public std::enable_shared_from_this<Session> {
   bool drain_requested_ = false;
   bool idle_ = false;              // waiting for a command outside a transaction
   bool counted_ = false;
-};
-
-// Accepts on one listener and starts a Session per connection on the next io_context.
-class Listener {
- public:
-  using ContextPicker = std::function<boost::asio::any_io_executor()>;
-  Listener(boost::asio::any_io_executor ex, const config::ListenerConfig& cfg, ServerState& server, ContextPicker pick);
-  boost::asio::awaitable<void> run();
-  void stop();
-  boost::asio::ip::tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
-
- private:
-  boost::asio::ip::tcp::acceptor acceptor_;
-  config::ListenerConfig cfg_;
-  ServerState& server_;
-  ContextPicker pick_;
 };
 
 }  // namespace gw::smtp

@@ -94,6 +94,9 @@ struct CheckState {
   std::set<std::string> sub_targets;  // names an MX/PTR answer just listed: their A lookups are not terms
   std::optional<std::string> top;     // result decided at the top-level record fetch
   std::string top_problem;
+  // The client's real address while libspf2 is shown a stand-in (see run_once: loopback clients).
+  std::optional<in_addr> real_v4;
+  std::optional<in6_addr> real_v6;
   // macro context (domain set per record), names handed to libspf2 for expanded domain-specs that
   // are not plain host names, and the names whose addresses stand in for a /0 prefix
   MacroContext ctx;
@@ -282,6 +285,14 @@ SPF_errcode_t layer_get_spf(SPF_server_t* server, SPF_request_t* request, SPF_re
     }
   };
   if (!st) return SPF_E_DNS_ERROR;
+  if (top) {
+    // libspf2 has passed its built-in "localhost gets a free ride" test by now: the evaluation
+    // from here on sees the client's real address.
+    if (st->real_v4) request->ipv4 = *st->real_v4;
+    if (st->real_v6) request->ipv6 = *st->real_v6;
+    st->real_v4.reset();
+    st->real_v6.reset();
+  }
   if (!top) {
     st->sub_targets.clear();
     st->count_term();  // include / redirect
@@ -434,16 +445,33 @@ RunOutcome run_once(SPF_server_t* server, CheckState& st, const Request& req) {
   st.new_run();
   SPF_request_t* r = SPF_request_new(server);
   if (!r) return {"temperror", "out of memory"};
+  // libspf2 answers "pass" for any loopback client without looking at the record (its
+  // SPF_request_is_loopback shortcut, checked once before the top-level record fetch). Trust comes
+  // from [trusted] networks alone (README, docs/spf.md), so a loopback client is shown to libspf2 as
+  // an unspecified address of the same family until layer_get_spf puts the real one back: every
+  // mechanism is then evaluated against the client's real address.
   if (req.ip.is_v4()) {
     auto b = req.ip.to_v4().to_bytes();
     in_addr a;
     std::memcpy(&a, b.data(), 4);
-    SPF_request_set_ipv4(r, a);
+    if (req.ip.is_loopback()) {
+      st.real_v4 = a;
+      in_addr stand_in{};
+      SPF_request_set_ipv4(r, stand_in);
+    } else {
+      SPF_request_set_ipv4(r, a);
+    }
   } else {
     auto b = req.ip.to_v6().to_bytes();
     in6_addr a;
     std::memcpy(&a, b.data(), 16);
-    SPF_request_set_ipv6(r, a);
+    if (req.ip.is_loopback()) {
+      st.real_v6 = a;
+      in6_addr stand_in{};
+      SPF_request_set_ipv6(r, stand_in);
+    } else {
+      SPF_request_set_ipv6(r, a);
+    }
   }
   SPF_request_set_helo_dom(r, req.helo.c_str());
   SPF_request_set_env_from(r, req.sender.c_str());
@@ -451,6 +479,8 @@ RunOutcome run_once(SPF_server_t* server, CheckState& st, const Request& req) {
   g_state = &st;
   SPF_request_query_mailfrom(r, &resp);
   g_state = nullptr;
+  st.real_v4.reset();
+  st.real_v6.reset();
   if (st.top) {
     out.result = *st.top;
     out.problem = st.top_problem;

@@ -1,4 +1,4 @@
-"""Every reply and limit of SPEC's error list, against the real binary."""
+"""Every reply and limit of the README's SMTP behaviour table, against the real binary."""
 import socket
 import time
 

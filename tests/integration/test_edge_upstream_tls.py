@@ -1,4 +1,4 @@
-"""Towards the upstream: upstream.tls = "starttls" | "required" (SPEC "Details that are settled")."""
+"""Towards the upstream: upstream.tls = "starttls" | "required" (docs/edge.md)."""
 import pytest
 
 from gwtest import send_message

@@ -1,4 +1,4 @@
-"""What scripts see: every tx field in every hook, msg:header/headers/body/size, types per SPEC."""
+"""What scripts see: every tx field in every hook, msg:header/headers/body/size, types as docs/lua.md says."""
 from luahelp import data, session, start
 
 FIELDS = r"""

@@ -1,4 +1,4 @@
-"""The RFC 7208 test suite (openspf.org, ../shared/testdata/spf/rfc7208-tests.yml) through the real
+"""The RFC 7208 test suite (openspf.org, tests/data/spf/rfc7208-tests.yml) through the real
 binary: for every case an SMTP transaction from the case's client IP (PROXY protocol) with its HELO
 and MAIL FROM, the zone data served by a real DNS server on loopback, and the result read from the
 Received-SPF and Authentication-Results headers of the message the upstream received. Cases with an
@@ -15,10 +15,7 @@ from dnsserver import DnsServer
 from gwtest import RecordingSink
 from spftest import spf_gateway, spf_result_of, transaction
 
-SUITE = os.environ.get("SPF_SUITE", os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "shared",
-                                                 "testdata", "spf", "rfc7208-tests.yml"))
-if not os.path.exists(SUITE):
-    SUITE = "/work/shared/testdata/spf/rfc7208-tests.yml"
+SUITE = os.environ.get("SPF_SUITE", os.path.join(os.path.dirname(__file__), "..", "data", "spf", "rfc7208-tests.yml"))
 
 # scenario description / case name -> why it fails
 KNOWN_FAILURES = {

@@ -6,6 +6,11 @@
 //   show_fact = true
 //   remove_header = "X-Remove-Me"   # at DATA, remove that field from the message
 //   delay = "200ms"     # every hook waits this long (asynchronously) first
+//   delay_stage = "mail"  # only that stage's hook waits
+//   block = true        # the wait blocks the thread (std::this_thread::sleep_for): the control case
+//                       # that shows a test of "hooks never block" can fail
+#include <thread>
+
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -25,7 +30,7 @@ class TestPlugin : public Plugin {
  public:
   TestPlugin(std::string name, const PluginEnv& env) : name_(std::move(name)) {
     const auto& t = env.table;
-    t.allow_only({"rules", "header", "set_fact", "show_fact", "remove_header", "delay"});
+    t.allow_only({"rules", "header", "set_fact", "show_fact", "remove_header", "delay", "delay_stage", "block"});
     for (auto& r : t.tables("rules")) {
       r.allow_only({"stage", "contains", "verdict", "code", "enhanced", "text"});
       Rule rule;
@@ -45,6 +50,10 @@ class TestPlugin : public Plugin {
     show_fact_ = t.boolean("show_fact").value_or(false);
     remove_header_ = t.string("remove_header").value_or("");
     delay_ = t.duration("delay").value_or(std::chrono::milliseconds(0));
+    if (auto ds = t.choice("delay_stage", {"connect", "helo", "mail", "rcpt", "data"}))
+      delay_stage_ = *ds == "connect" ? Stage::connect : *ds == "helo" ? Stage::helo : *ds == "mail" ? Stage::mail
+                   : *ds == "rcpt" ? Stage::rcpt : Stage::data;
+    block_ = t.boolean("block").value_or(false);
   }
 
   unsigned stages() const override { return Stage::connect | Stage::helo | Stage::mail | Stage::rcpt | Stage::data; }
@@ -70,7 +79,10 @@ class TestPlugin : public Plugin {
 
  private:
   Task<Verdict> match(Stage stage, std::string_view arg) {
-    if (delay_.count() > 0) {
+    if (delay_.count() > 0 && delay_stage_ && *delay_stage_ != stage) {
+    } else if (delay_.count() > 0 && block_) {
+      std::this_thread::sleep_for(delay_);
+    } else if (delay_.count() > 0) {
       boost::asio::steady_timer t(co_await boost::asio::this_coro::executor);
       t.expires_after(delay_);
       co_await t.async_wait(boost::asio::use_awaitable);
@@ -87,6 +99,8 @@ class TestPlugin : public Plugin {
   bool show_fact_ = false;
   std::string remove_header_;
   std::chrono::milliseconds delay_{0};
+  std::optional<Stage> delay_stage_;
+  bool block_ = false;
 };
 
 GW_REGISTER_PLUGIN("test_a", [](const PluginEnv& env) { return std::make_unique<TestPlugin>("test_a", env); });

@@ -51,13 +51,20 @@ class DnsServer:
         self.ttl = ttl
         self.delay = delay
         self.queries = 0
-        self.log = []
+        self._log = []
         self.lock = threading.Lock()
         for name, records in (zone or {}).items():
             self.zone[name.lower().rstrip(".")] = list(records)
         self._udp = None
         self._tcp = None
         self.port = port
+
+    @property
+    def log(self):
+        """(name, type) of every query so far: a copy taken under the lock. A query is logged before
+        it is answered, so a reader that got the answer always finds the query here."""
+        with self.lock:
+            return list(self._log)
 
     def set(self, name, records):
         with self.lock:
@@ -72,7 +79,7 @@ class DnsServer:
         qtype = QTYPE[q.qtype]
         with self.lock:
             self.queries += 1
-            self.log.append((name, qtype))
+            self._log.append((name, qtype))
             records = self.zone.get(name)
         if self.delay:
             time.sleep(self.delay)

@@ -44,8 +44,14 @@ on_permerror = "{on_permerror}"
 
 
 def spf_gateway(tmp_path, sink, dns, on_fail="tag", on_softfail="tag", on_temperror="tag", on_permerror="tag",
-                dns_timeout="2s", threads=2, log_level="debug", drain_timeout="10s"):
+                dns_timeout="2s", threads=2, log_level="debug", drain_timeout="10s", trusted=None, proxy=True):
+    """`trusted`: a list for [trusted] networks (None keeps the default); `proxy=False` makes the
+    listener a plain one, so the client is the test's own loopback socket."""
     text = SPF_CONFIG.replace("{dns}", dns.address).replace("{dns_timeout}", dns_timeout)
+    if trusted is not None:
+        text += "\n[trusted]\nnetworks = [%s]\n" % ", ".join('"%s"' % n for n in trusted)
+    if not proxy:
+        text = text.replace("proxy_protocol = true", "proxy_protocol = false")
     for k, v in dict(on_fail=on_fail, on_softfail=on_softfail, on_temperror=on_temperror,
                      on_permerror=on_permerror, log_level=log_level, drain_timeout=drain_timeout).items():
         text = text.replace("{%s}" % k, v)

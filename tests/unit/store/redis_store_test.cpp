@@ -157,7 +157,7 @@ TEST_F(RedisTest, RecoversAfterRestart) {
     if (!ok) std::this_thread::sleep_for(50ms);
   }
   EXPECT_TRUE(ok);
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3000ms);  // backoff capped at 1 s (SPEC: within 5 s)
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3000ms);  // backoff capped at 1 s (docs/store.md: within 5 s)
 }
 
 TEST_F(RedisTest, HungServerTimesOut) {
