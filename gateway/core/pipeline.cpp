@@ -64,6 +64,10 @@ Task<Verdict> Pipeline::run(Stage stage, Transaction& tx, std::string_view arg) 
     }
     if (v.kind != Verdict::Kind::proceed) {
       tx.verdicts.emplace_back(e.name, std::string(stage_name(stage)) + ":" + v.kind_name());
+      if (v.refuses()) {  // for the transaction log line: who refused, and the reply
+        tx.facts["refused_by"] = e.name;
+        tx.facts["refused_reply"] = std::to_string(v.code) + " " + v.enhanced + " " + v.text;
+      }
       static auto& metrics = observe::Metrics::instance();
       metrics.counter("smtpgw_plugin_verdicts_total", "Verdicts other than continue, by plugin",
                       "plugin=\"" + e.name + "\",verdict=\"" + v.kind_name() + "\"").inc();
