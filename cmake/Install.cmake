@@ -3,13 +3,14 @@
 # the systemd unit (its paths rewritten for the prefix). With the prefix /usr (the Debian package,
 # scripts/build-deb.sh) the config goes to /etc/smtp-gateway, else to PREFIX/etc/smtp-gateway.
 include(GNUInstallDirs)
+set(GATEWAY_DOCDIR ${CMAKE_INSTALL_DATAROOTDIR}/doc/smtp-gateway)
 
 install(TARGETS smtp-gateway RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(FILES etc/smtp-gateway.toml DESTINATION etc/smtp-gateway)
-install(DIRECTORY etc/examples/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
-install(DIRECTORY policies/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/policies)
-install(DIRECTORY docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR} FILES_MATCHING PATTERN "*.md")
-install(FILES README.md LICENSE NOTICE DESTINATION ${CMAKE_INSTALL_DOCDIR})
+install(DIRECTORY etc/examples/ DESTINATION ${GATEWAY_DOCDIR}/examples)
+install(DIRECTORY policies/ DESTINATION ${GATEWAY_DOCDIR}/policies)
+install(DIRECTORY docs/ DESTINATION ${GATEWAY_DOCDIR} FILES_MATCHING PATTERN "*.md" PATTERN "man" EXCLUDE)
+install(FILES README.md LICENSE NOTICE DESTINATION ${GATEWAY_DOCDIR})
 
 find_program(SCDOC scdoc)
 if(SCDOC)
@@ -32,18 +33,17 @@ endif()
 # The unit, with the binary and config paths of this install (the prefix is known at install time).
 install(CODE [[
   set(_prefix "${CMAKE_INSTALL_PREFIX}")
+  set(_unitdir "lib/systemd/system")  # /usr/lib/systemd/system for the package (merged /usr)
   if(_prefix STREQUAL "/usr")
     set(_etc "/etc/smtp-gateway")
-    set(_unitdir "lib/systemd/system")
   else()
     set(_etc "${_prefix}/etc/smtp-gateway")
-    set(_unitdir "lib/systemd/system")
   endif()
   file(READ "${GATEWAY_SOURCE_DIR}/etc/smtp-gateway.service" _unit)
   string(REPLACE "/usr/local/bin/smtp-gateway" "${_prefix}/bin/smtp-gateway" _unit "${_unit}")
   string(REPLACE "/etc/smtp-gateway/" "${_etc}/" _unit "${_unit}")
-  string(REPLACE "file:///usr/local/share/doc/smtp-gateway/" "file://${_prefix}/share/doc/smtp-gateway/" _unit "${_unit}")
+  string(REPLACE "file:///usr/local/share/doc/smtp-gateway/edge.md" "man:smtp-gateway(8) file://${_prefix}/share/doc/smtp-gateway/deploy.md" _unit "${_unit}")
   file(WRITE "${CMAKE_CURRENT_BINARY_DIR}/smtp-gateway.service.installed" "${_unit}")
-  file(INSTALL "${CMAKE_CURRENT_BINARY_DIR}/smtp-gateway.service.installed" DESTINATION "$ENV{DESTDIR}${CMAKE_INSTALL_PREFIX}/${_unitdir}"
+  file(INSTALL "${CMAKE_CURRENT_BINARY_DIR}/smtp-gateway.service.installed" DESTINATION "${CMAKE_INSTALL_PREFIX}/${_unitdir}"
        RENAME smtp-gateway.service)
 ]])

@@ -50,7 +50,7 @@ def test_package_install_run_purge(tmp_path, sink):
         files = [f for f in sh("dpkg", "-L", "smtp-gateway").stdout.splitlines() if f.strip()]
         binary = "/usr/bin/smtp-gateway"
         conf = "/etc/smtp-gateway/smtp-gateway.toml"
-        unit = "/lib/systemd/system/smtp-gateway.service"
+        unit = "/usr/lib/systemd/system/smtp-gateway.service"
         for f in (binary, conf, unit, "/usr/share/man/man8/smtp-gateway.8", "/usr/share/man/man5/smtp-gateway.toml.5",
                   "/usr/share/doc/smtp-gateway/deploy.md", "/usr/share/doc/smtp-gateway/examples/inbound-mx.toml",
                   "/usr/share/doc/smtp-gateway/policies/access_lists.lua", "/usr/share/doc/smtp-gateway/LICENSE"):
