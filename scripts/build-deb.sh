@@ -20,6 +20,7 @@ root="$stage/root"
 cmake --build "$build" --target smtp-gateway man >/dev/null
 DESTDIR="$root" cmake --install "$build" --prefix /usr >/dev/null
 mv "$root/usr/etc" "$root/etc"
+strip --strip-debug "$root/usr/bin/smtp-gateway"   # the debug info stays in the build tree
 find "$root" -type d -exec chmod 0755 {} +
 
 version="$("$build/smtp-gateway" --version | awk '{print $2}')"

@@ -60,6 +60,13 @@ def test_package_install_run_purge(tmp_path, sink):
         conffiles = sh("dpkg-query", "-W", "-f=${Conffiles}", "smtp-gateway").stdout
         assert conf in conffiles
 
+        # an upgrade (here: the same package again) keeps the admin's edits of the config
+        with open(conf, "a") as f:
+            f.write("# edited by the admin\n")
+        r = sh("dpkg", "-i", "--force-confold", deb)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert open(conf).read().endswith("# edited by the admin\n")
+
         # the installed config, from the unit's working directory
         r = sh(binary, "--check-config", "--strict", "--config", conf, cwd="/var/lib/smtp-gateway")
         assert r.returncode == 0 and r.stderr == "", r.stderr
