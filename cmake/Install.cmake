@@ -43,7 +43,7 @@ install(CODE [[
   string(REPLACE "/usr/local/bin/smtp-gateway" "${_prefix}/bin/smtp-gateway" _unit "${_unit}")
   string(REPLACE "/etc/smtp-gateway/" "${_etc}/" _unit "${_unit}")
   string(REPLACE "file:///usr/local/share/doc/smtp-gateway/edge.md" "man:smtp-gateway(8) file://${_prefix}/share/doc/smtp-gateway/deploy.md" _unit "${_unit}")
-  file(WRITE "${CMAKE_CURRENT_BINARY_DIR}/smtp-gateway.service.installed" "${_unit}")
-  file(INSTALL "${CMAKE_CURRENT_BINARY_DIR}/smtp-gateway.service.installed" DESTINATION "${CMAKE_INSTALL_PREFIX}/${_unitdir}"
+  file(WRITE "${GATEWAY_BINARY_DIR}/smtp-gateway.service.installed" "${_unit}")
+  file(INSTALL "${GATEWAY_BINARY_DIR}/smtp-gateway.service.installed" DESTINATION "${CMAKE_INSTALL_PREFIX}/${_unitdir}"
        RENAME smtp-gateway.service)
 ]])
