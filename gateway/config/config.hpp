@@ -102,9 +102,20 @@ struct Config {
 
   std::shared_ptr<const void> document;  // keeps the parsed toml::table alive for the Table views
   Table root;
+
+  // Warnings found while reading (the core's and the plugins'): "PATH:LINE:COL: warning: text".
+  const std::vector<std::string>& warnings() const { return root.context()->warnings; }
+  // --dump-config: the effective config read so far (the core's keys, and the plugins' once built).
+  std::string dump() const;
 };
 
-// Parses and validates `path`. Throws ConfigError("PATH:LINE:COL: message").
-std::shared_ptr<const Config> load_config(const std::string& path);
+struct LoadOptions {
+  bool record = false;     // record every key read with its effective value (--dump-config)
+  bool keep_going = false;  // return despite errors, kept in the context (the caller throws them later)
+};
+
+// Parses and validates `path`. Throws ConfigError with one "PATH:LINE:COL: message" line per error
+// found (reading goes on after an error where it can, so the admin sees them all at once).
+std::shared_ptr<const Config> load_config(const std::string& path, LoadOptions options = {});
 
 }  // namespace gw::config

@@ -14,26 +14,35 @@ std::shared_ptr<Pipeline> Pipeline::build(const config::Config& config, Services
     return s;
   };
   for (auto& name : config.pipeline) {
-    const PluginFactory* factory = PluginRegistry::find(name);
-    if (!factory) config.root.fail("pipeline", "unknown plugin \"" + name + "\" (known: " + list() + ")");
-    config::Table table = config.plugin_table(name);
-    PluginEnv env{config, name, table, services};
-    auto plugin = (*factory)(env);
-    unsigned st = plugin->stages();
-    p->stages_ |= st;
-    Entry e{name, std::move(plugin), st, {}};
-    const char* kinds[] = {"accept", "reject", "tempfail"};
-    for (size_t i = 0; i < 3; ++i)
-      e.verdicts[i] = &observe::Metrics::instance().counter("smtpgw_plugin_verdicts_total", "Verdicts other than continue, by plugin",
-                                                            "plugin=\"" + name + "\",verdict=\"" + kinds[i] + "\"");
-    p->plugins_.push_back(std::move(e));
+    // A plugin's error is kept and the next plugin is built: the admin sees every error at once.
+    try {
+      const PluginFactory* factory = PluginRegistry::find(name);
+      if (!factory) config.root.fail("pipeline", "unknown plugin \"" + name + "\" (known: " + list() + ")");
+      config::Table table = config.plugin_table(name);
+      PluginEnv env{config, name, table, services};
+      auto plugin = (*factory)(env);
+      unsigned st = plugin->stages();
+      p->stages_ |= st;
+      Entry e{name, std::move(plugin), st, {}};
+      const char* kinds[] = {"accept", "reject", "tempfail"};
+      for (size_t i = 0; i < 3; ++i)
+        e.verdicts[i] = &observe::Metrics::instance().counter("smtpgw_plugin_verdicts_total", "Verdicts other than continue, by plugin",
+                                                              "plugin=\"" + name + "\",verdict=\"" + kinds[i] + "\"");
+      p->plugins_.push_back(std::move(e));
+    } catch (const config::ConfigError& err) {
+      config.root.add_error(err.what());
+    }
   }
-  // A [plugins.X] table for a plugin that does not exist is a typo the admin wants to hear about.
-  // A "kind:instance" entry of the pipeline (e.g. "lua:allow") has its own [plugins."kind:instance"].
-  for (auto& name : config.pipeline)
-    if (name.find(':') != std::string::npos) known.push_back(name);
+  // A [plugins.X] table for a plugin that does not exist is a typo the admin wants to hear about
+  // ("kind:instance" tables of the pipeline's instances are fine).
   auto plugins = config.root.table("plugins");
-  plugins.allow_only(known);
+  known.insert(known.end(), config.pipeline.begin(), config.pipeline.end());
+  try {
+    plugins.allow_only(known);
+  } catch (const config::ConfigError& e) {
+    config.root.add_error(e.what());
+  }
+  config.root.throw_errors();
   return p;
 }
 
@@ -60,6 +69,10 @@ Task<Verdict> Pipeline::run(Stage stage, Transaction& tx, std::string_view arg) 
     }
     if (v.kind != Verdict::Kind::proceed) {
       tx.verdicts.emplace_back(e.name, std::string(stage_name(stage)) + ":" + v.kind_name());
+      if (v.refuses()) {  // for the transaction log line: who refused, and the reply
+        tx.facts["refused_by"] = e.name;
+        tx.facts["refused_reply"] = std::to_string(v.code) + " " + v.enhanced + " " + v.text;
+      }
       const size_t k = v.kind == Verdict::Kind::accept ? 0 : v.kind == Verdict::Kind::reject ? 1 : 2;
       e.verdicts[k]->inc();
     }

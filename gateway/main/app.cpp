@@ -10,6 +10,7 @@
 #include "gateway/core/worker.hpp"
 #include "gateway/main/services.hpp"
 #include "gateway/observe/log.hpp"
+#include "gateway/observe/metrics.hpp"
 #include "gateway/tls/tls_context.hpp"
 
 namespace gw::app {
@@ -47,8 +48,12 @@ void App::init() {
     auto pick = [this] { return contexts_[next_++ % contexts_.size()]->get_executor(); };
     listeners_.push_back(std::make_unique<smtp::Listener>(main_io_->get_executor(), l, server_, pick));
   }
+  observe::Metrics::instance()
+      .gauge("smtpgw_build_info", "Build of the running gateway (always 1)", "version=\"" GATEWAY_VERSION "\"")
+      .add(1);
   if (!cfg_->metrics.listen.empty())
     metrics_ = std::make_unique<observe::MetricsServer>(main_io_->get_executor(), *config::Endpoint::parse(cfg_->metrics.listen));
+  for (auto& w : cfg_->warnings()) log::warn("config_warning", {{"warning", w}});
   if (cfg_->relay_domains.empty())
     log::warn("config", {{"message", "relay.domains is empty: every recipient is relayed and the upstream decides"}});
 }
@@ -77,7 +82,7 @@ void App::start_drain() {
   draining_ = true;
   log::info("draining", {{"timeout_ms", static_cast<long long>(cfg_->server.drain_timeout.count())}});
   for (auto& l : listeners_) l->stop();
-  if (metrics_) metrics_->stop();
+  if (metrics_) metrics_->set_draining();  // stays open: /healthz answers 503 until the drain ends
   server_.draining = true;
   server_.drain_all();
   auto deadline = std::chrono::steady_clock::now() + cfg_->server.drain_timeout;

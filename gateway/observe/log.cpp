@@ -34,9 +34,39 @@ void timestamp(std::string& out) {
   out += buf;
 }
 
+// Length of the valid UTF-8 sequence starting at s[i] (RFC 3629: no overlongs, no surrogates, at
+// most U+10FFFF), or 0 when the byte there does not start one.
+size_t utf8_length(std::string_view s, size_t i) {
+  auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  unsigned char c = b(i);
+  size_t n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 ? 2 : 0;
+  if (n == 0 || c > 0xF4 || i + n > s.size()) return 0;
+  for (size_t k = 1; k < n; ++k)
+    if ((b(i + k) & 0xC0) != 0x80) return 0;
+  if (c == 0xE0 && b(i + 1) < 0xA0) return 0;
+  if (c == 0xED && b(i + 1) > 0x9F) return 0;
+  if (c == 0xF0 && b(i + 1) < 0x90) return 0;
+  if (c == 0xF4 && b(i + 1) > 0x8F) return 0;
+  return n;
+}
+
+// Always valid JSON: control characters as \u00XX, and each byte that is not part of valid UTF-8 as
+// the text \xNN (an escaped backslash, x, two hex digits), the way the text format writes it.
 void json_string(std::string& out, std::string_view s) {
   out += '"';
-  for (unsigned char c : s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      if (size_t n = utf8_length(s, i)) {
+        out.append(s.substr(i, n));
+        i += n - 1;
+      } else {
+        char b[8];
+        std::snprintf(b, sizeof b, "\\\\x%02x", c);
+        out += b;
+      }
+      continue;
+    }
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
@@ -44,7 +74,7 @@ void json_string(std::string& out, std::string_view s) {
       case '\r': out += "\\r"; break;
       case '\t': out += "\\t"; break;
       default:
-        if (c < 0x20) {
+        if (c < 0x20 || c == 0x7f) {
           char b[8];
           std::snprintf(b, sizeof b, "\\u%04x", c);
           out += b;
@@ -90,8 +120,18 @@ void emit(Level level, std::string_view event, const Range& fields) {
       line += ',';
       json_string(line, f.key);
       line += ':';
-      if (f.number) line += f.value;
-      else json_string(line, f.value);
+      if (f.is_list) {
+        line += '[';
+        for (size_t i = 0; i < f.list.size(); ++i) {
+          if (i) line += ',';
+          json_string(line, f.list[i]);
+        }
+        line += ']';
+      } else if (f.number) {
+        line += f.value;
+      } else {
+        json_string(line, f.value);
+      }
     }
     line += "}\n";
   } else {
@@ -104,7 +144,13 @@ void emit(Level level, std::string_view event, const Range& fields) {
       line += ' ';
       line += f.key;
       line += '=';
-      text_value(line, f.value);
+      if (f.is_list) {
+        std::string joined;
+        for (size_t i = 0; i < f.list.size(); ++i) joined += (i ? "," : "") + f.list[i];
+        text_value(line, joined);
+      } else {
+        text_value(line, f.value);
+      }
     }
     line += '\n';
   }

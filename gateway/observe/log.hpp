@@ -15,8 +15,12 @@ enum class Format { text, json };
 struct Field {
   std::string_view key;
   std::string value;
-  bool number = false;  // written unquoted in JSON
+  bool number = false;  // written unquoted in JSON (numbers, true/false)
+  bool is_list = false;  // JSON: a list of strings; text: the items joined with ','
+  std::vector<std::string> list;
   Field(std::string_view k, std::string v) : key(k), value(std::move(v)) {}
+  Field(std::string_view k, bool b) : key(k), value(b ? "true" : "false"), number(true) {}
+  Field(std::string_view k, std::vector<std::string> items) : key(k), is_list(true), list(std::move(items)) {}
   Field(std::string_view k, std::string_view v) : key(k), value(v) {}
   Field(std::string_view k, const char* v) : key(k), value(v ? v : "") {}
   template <typename N, typename = std::enable_if_t<std::is_arithmetic_v<N>>>

@@ -27,7 +27,7 @@ void MetricsServer::stop() {
 }
 
 namespace {
-asio::awaitable<void> serve(tcp::socket socket) {
+asio::awaitable<void> serve(tcp::socket socket, std::shared_ptr<std::atomic<bool>> draining) {
   constexpr auto tuple = asio::as_tuple(asio::use_awaitable);
   asio::steady_timer timer(socket.get_executor());
   timer.expires_after(std::chrono::seconds(5));
@@ -43,7 +43,10 @@ asio::awaitable<void> serve(tcp::socket socket) {
   }
   std::string status = "200 OK", body;
   if (req.rfind("GET /metrics", 0) == 0) body = Metrics::instance().render();
-  else status = "404 Not Found", body = "not found\n";
+  else if (req.rfind("GET /healthz ", 0) == 0) {
+    if (draining->load()) status = "503 Service Unavailable", body = "draining";
+    else body = "ok";
+  } else status = "404 Not Found", body = "not found\n";
   std::string resp = "HTTP/1.0 " + status + "\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: " +
                      std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
   co_await asio::async_write(socket, asio::buffer(resp), tuple);
@@ -60,7 +63,7 @@ asio::awaitable<void> MetricsServer::run() {
       if (!acceptor_.is_open()) co_return;
       continue;
     }
-    asio::co_spawn(acceptor_.get_executor(), serve(std::move(socket)), asio::detached);
+    asio::co_spawn(acceptor_.get_executor(), serve(std::move(socket), draining_), asio::detached);
   }
 }
 

@@ -158,7 +158,7 @@ asio::awaitable<bool> Session::start() {
 
   if (log::enabled(log::Level::info))
     log::info("connect", {{"session", conn.id}, {"client", conn.client.ip}, {"port", conn.client.port},
-                        {"listener", conn.listener}, {"trusted", conn.trusted ? "yes" : "no"}});
+                        {"listener", conn.listener}, {"trusted", conn.trusted}});
 
   Verdict v;
   if (rt_->pipeline->has(Stage::connect)) v = co_await rt_->pipeline->run(Stage::connect, tx_);

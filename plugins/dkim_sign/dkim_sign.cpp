@@ -1,7 +1,10 @@
 // dkim_sign: signs outbound mail (trusted network or authenticated client) whose From domain has keys
 // in [[plugins.dkim_sign.keys]], one DKIM-Signature per matching key. Runs last in the pipeline so the
 // signature covers the final header block the upstream receives (tx.final_headers + the message).
+#include <sys/stat.h>
+
 #include <cctype>
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
@@ -98,14 +101,13 @@ class DkimSign : public Plugin {
           k.fail("selector", "a key for " + spec.selector + "._domainkey." + spec.domain + " is already listed");
       auto alg = k.choice("algorithm", {"rsa-sha256", "ed25519-sha256"}).value_or("rsa-sha256");
       spec.algorithm = alg == "ed25519-sha256" ? Algorithm::ed25519_sha256 : Algorithm::rsa_sha256;
-      if (auto h = k.strings("headers")) {
-        if (h->empty()) k.fail("headers", "headers must name at least From");
-        spec.headers = *h;
-      }
-      if (auto c = k.string("canonicalization")) {
-        auto slash = c->find('/');
-        std::string hc = c->substr(0, slash);
-        std::string bc = slash == std::string::npos ? "simple" : c->substr(slash + 1);  // RFC 6376 §3.5 c=
+      spec.headers = k.strings("headers", default_signed_headers());
+      if (spec.headers.empty()) k.fail("headers", "headers must name at least From");
+      {
+        const std::string c = k.string("canonicalization", "relaxed/relaxed");
+        auto slash = c.find('/');
+        std::string hc = c.substr(0, slash);
+        std::string bc = slash == std::string::npos ? "simple" : c.substr(slash + 1);  // RFC 6376 §3.5 c=
         auto parse = [&](const std::string& s) {
           if (s == "relaxed") return Canon::relaxed;
           if (s == "simple") return Canon::simple;
@@ -116,6 +118,13 @@ class DkimSign : public Plugin {
       }
       auto path = k.string("private_key");
       if (!path || path->empty()) k.fail("", "a [[plugins.dkim_sign.keys]] entry needs private_key");
+      // A signing key readable by others than its owner is a key anyone on the host may sign with.
+      if (struct stat st{}; ::stat(path->c_str(), &st) == 0 && (st.st_mode & 077))
+        k.warn("private_key", *path + " has group or other permissions (mode " + [&] {
+          char m[8];
+          std::snprintf(m, sizeof m, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+          return std::string(m);
+        }() + "); make it readable by the gateway's user only (chmod 600)");
       try {
         spec.key_pem = read_key_file(*path);
       } catch (const SignError& e) {

@@ -31,16 +31,14 @@ struct Settings {
 Settings parse(const config::Table& t) {
   Settings s;
   t.allow_only({"delay", "expire", "whitelist_after", "auto_whitelist_after", "skip_networks", "on_store_error"});
-  if (auto v = t.duration("delay")) s.delay = *v;
-  if (auto v = t.duration("expire")) s.expire = *v;
-  if (auto v = t.duration("whitelist_after")) s.whitelist_after = *v;
+  s.delay = t.duration("delay", s.delay);
+  s.expire = t.duration("expire", s.expire);
+  s.whitelist_after = t.duration("whitelist_after", s.whitelist_after);
   if (s.delay.count() < 0) t.fail("delay", "delay must not be negative");
   if (s.expire <= s.delay) t.fail("expire", "expire must be longer than delay");
   if (s.whitelist_after.count() <= 0) t.fail("whitelist_after", "whitelist_after must be positive");
-  if (auto v = t.integer("auto_whitelist_after")) {
-    if (*v < 0) t.fail("auto_whitelist_after", "auto_whitelist_after must be 0 (off) or more");
-    s.auto_whitelist_after = *v;
-  }
+  s.auto_whitelist_after = t.integer("auto_whitelist_after", s.auto_whitelist_after);
+  if (s.auto_whitelist_after < 0) t.fail("auto_whitelist_after", "auto_whitelist_after must be 0 (off) or more");
   for (auto& n : t.strings("skip_networks").value_or(std::vector<std::string>{})) {
     auto net = config::Network::parse(n);
     if (!net) t.fail("skip_networks", "not a network: \"" + n + "\" (expected e.g. 192.0.2.0/24 or 2001:db8::/32)");

@@ -28,6 +28,11 @@ class LuaPlugin : public Plugin {
     lua::Options o;
     o.instance = env.name;
     o.scripts = t.strings("scripts").value_or(std::vector<std::string>{});
+    if (o.scripts.empty()) {
+      std::string msg = "\"" + env.name + "\" is in the pipeline without scripts: it does nothing";
+      if (t.present()) t.warn(t.has("scripts") ? "scripts" : "", msg);
+      else env.config.root.warn("pipeline", msg + " (set scripts in [plugins." + env.name + "])");
+    }
     auto on_error = t.choice("on_error", {"tempfail", "reject"}).value_or("tempfail");
     o.on_error = on_error == "reject" ? Verdict::reject(550, "5.7.1", "Rejected by local policy")
                                       : Verdict::tempfail(451, "4.7.1", "Local policy error, try again later");

@@ -67,11 +67,9 @@ Settings parse(const config::Table& t) {
     if (!limit) rt.fail("", "a rule needs limit = N (events per `per`)");
     if (*limit <= 0) rt.fail("limit", "limit must be a positive integer");
     r.limit = *limit;
-    if (auto per = rt.duration("per")) {
-      if (per->count() <= 0) rt.fail("per", "per must be a positive duration");
-      r.per = *per;
-      r.per_text = *rt.string("per");
-    }
+    r.per = rt.duration("per", r.per);
+    if (r.per.count() <= 0) rt.fail("per", "per must be a positive duration");
+    r.per_text = config::format_duration(r.per);
     auto action = rt.choice("action", {"tempfail", "defer", "reject", "log"}).value_or("tempfail");
     r.action = action == "tempfail" ? Action::tempfail : action == "defer" ? Action::defer
              : action == "reject" ? Action::reject : Action::log;

@@ -15,12 +15,11 @@ namespace {
 
 enum class Action { reject, tempfail, tag, ignore };
 
-Action parse_action(const config::Table& t, const char* key, Action def) {
-  auto v = t.choice(key, {"reject", "tempfail", "tag", "ignore"});
-  if (!v) return def;
-  if (*v == "reject") return Action::reject;
-  if (*v == "tempfail") return Action::tempfail;
-  if (*v == "tag") return Action::tag;
+Action parse_action(const config::Table& t, const char* key, const char* def) {
+  auto v = t.choice(key, {"reject", "tempfail", "tag", "ignore"}, def);
+  if (v == "reject") return Action::reject;
+  if (v == "tempfail") return Action::tempfail;
+  if (v == "tag") return Action::tag;
   return Action::ignore;
 }
 
@@ -89,14 +88,13 @@ class SpfPlugin : public Plugin {
   explicit SpfPlugin(const PluginEnv& env) : resolver_(env.services.resolver), hostname_(env.config.server.hostname) {
     const auto& t = env.table;
     t.allow_only({"on_fail", "on_softfail", "on_temperror", "on_permerror", "explanation"});
-    on_fail_ = parse_action(t, "on_fail", Action::reject);
-    on_softfail_ = parse_action(t, "on_softfail", Action::tag);
-    on_temperror_ = parse_action(t, "on_temperror", Action::tempfail);
-    on_permerror_ = parse_action(t, "on_permerror", Action::tag);
-    if (auto e = t.string("explanation")) {
-      if (e->empty() || e->size() > 300) t.fail("explanation", "must hold 1 to 300 characters");
-      opts_.default_explanation = *e;
-    }
+    on_fail_ = parse_action(t, "on_fail", "reject");
+    on_softfail_ = parse_action(t, "on_softfail", "tag");
+    on_temperror_ = parse_action(t, "on_temperror", "tempfail");
+    on_permerror_ = parse_action(t, "on_permerror", "tag");
+    opts_.default_explanation = t.string("explanation", opts_.default_explanation);
+    if (opts_.default_explanation.empty() || opts_.default_explanation.size() > 300)
+      t.fail("explanation", "must hold 1 to 300 characters");
     opts_.budget = std::chrono::duration_cast<std::chrono::milliseconds>(env.config.dns.timeout) * 4;
     if (opts_.budget < std::chrono::seconds(20)) opts_.budget = std::chrono::seconds(20);
   }
