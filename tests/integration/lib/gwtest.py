@@ -293,6 +293,7 @@ servers = [{upstreams}]
 connect_timeout = "2s"
 command_timeout = "{upstream_timeout}"
 data_timeout = "{upstream_timeout}"
+pool_size = {pool_size}
 
 [metrics]
 listen = "127.0.0.1:{metrics_port}"
@@ -310,7 +311,8 @@ class Gateway:
         self.metrics_port = free_port()
         self.binary = os.path.join(BUILD, binary)
         values = dict(proxy_protocol="false", command_timeout="30s", data_timeout="60s", max_message_size=26214400, max_recipients=100,
-                      max_connections=1000, threads=2, drain_timeout="10s", upstream_timeout="10s")
+                      max_connections=1000, threads=2, drain_timeout="10s", upstream_timeout="10s",
+                      pool_size=8)
         values.update(settings)
         values.update(port=self.port, metrics_port=self.metrics_port,
                       upstreams=", ".join('"127.0.0.1:%d"' % p for p in upstream_ports))
