@@ -130,10 +130,10 @@ def test_tls_submission_and_auth_user(tmp_path, sink):
     users.write_text("alice:%s\n" % crypt_hash("pw", "$6$"))
     script = tmp_path / "fields.lua"
     script.write_text(FIELDS)
-    text = gateway_config([dict(role="submission", tls="starttls")], trusted=[], head='pipeline = ["lua"]\n',
-                          body='\n[tls]\ncertificate = "%s"\nprivate_key = "%s"\n\n[auth]\nusers_file = "%s"\n'
-                               '\n[plugins.lua]\nscripts = ["%s"]\n' % (cert, key, users, script))
-    gw = start_gateway(tmp_path, text, [sink.port], threads=1)
+    config = gateway_config([dict(role="submission", tls="starttls")], trusted=[], pipeline=["lua"],
+                            body='\n[tls]\ncertificate = "%s"\nprivate_key = "%s"\n\n[auth]\nusers_file = "%s"\n'
+                                 '\n[plugins.lua]\nscripts = ["%s"]\n' % (cert, key, users, script))
+    gw = start_gateway(tmp_path, config, [sink.port], threads=1)
     try:
         c = TlsClient(gw.port)
         assert c.reply()[0] == 220

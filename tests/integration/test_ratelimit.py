@@ -201,13 +201,13 @@ def test_auth_user_key_counts_per_authenticated_user(tmp_path, sink):
     cert, key = make_cert(tmp_path)
     users = tmp_path / "users"
     users.write_text("alice:%s\nbob:%s\n" % (crypt_hash("alice-pw", "$6$"), crypt_hash("bob-pw", "$6$")))
-    text = gateway_config(
+    config = gateway_config(
         [dict(role="submission", tls="starttls")], trusted=[], relay=["example.test"],
-        head='pipeline = ["ratelimit"]\n',
+        pipeline=["ratelimit"],
         body='\n[tls]\ncertificate = "%s"\nprivate_key = "%s"\n\n[auth]\nusers_file = "%s"\n' % (cert, key, users)
         + STORE.replace("[trusted]\nnetworks = []\n", "")
         + rules(dict(key="auth_user", limit=2, per="1h")))
-    gw = start_gateway(tmp_path, text, [sink.port])
+    gw = start_gateway(tmp_path, config, [sink.port])
     try:
         def session(user, pw):
             c = greet(gw.port)

@@ -181,72 +181,24 @@ class TlsSink(RecordingSink):
             pass
 
 
-def gateway_config(listeners, body="", upstream="", trusted=None, relay=None, head=""):
-    """A full config for Gateway(full_config=...): `listeners` is a list of dicts of listener keys.
-    The first listener's port is Gateway's own {port}; the others get placeholders that
-    start_gateway fills with free ports (gw.ports[i] is listener i's port)."""
-    text = head
-    text += """
-[server]
-hostname = "gw.test"
-command_timeout = "{command_timeout}"
-data_timeout = "{data_timeout}"
-max_connections = {max_connections}
-threads = {threads}
-drain_timeout = "{drain_timeout}"
-"""
-    for i, l in enumerate(listeners):
-        text += "\n[[listener]]\n"
-        port = "{port}" if i == 0 else str(l.get("port", "@PORT%d@" % i))
-        text += 'address = "127.0.0.1:%s"\n' % port
-        for k, v in l.items():
-            if k == "port":
-                continue
-            if isinstance(v, bool):
-                v = "true" if v else "false"
-            elif isinstance(v, str):
-                v = '"%s"' % v
-            text += "%s = %s\n" % (k, v)
-    text += """
-[upstream]
-servers = [{upstreams}]
-connect_timeout = "2s"
-command_timeout = "{upstream_timeout}"
-data_timeout = "{upstream_timeout}"
-""" + upstream + """
-[metrics]
-listen = "127.0.0.1:{metrics_port}"
-
-[log]
-level = "debug"
-"""
-    if trusted is not None:
-        text += "\n[trusted]\nnetworks = [%s]\n" % ", ".join('"%s"' % n for n in trusted)
-    if relay is not None:
-        text += "\n[relay]\ndomains = [%s]\n" % ", ".join('"%s"' % d for d in relay)
-    return text + body
+def gateway_config(listeners, **config):
+    """The edge tests' config, as keywords for Gateway/start_gateway: `listeners` is a list of dicts of
+    listener keys (gw.ports[i] is listener i's port); [server] max_message_size and max_recipients and
+    [upstream] pool_size are left to the gateway's defaults (a test may set pool_size in `upstream`)."""
+    return dict(config, listeners=listeners, max_message_size=None, max_recipients=None, pool_size=None)
 
 
-def start_gateway(tmp_path, text, upstream_ports, port=None, **settings):
-    """Starts the gateway; a port taken by someone else between free_port() and bind (tests of
-    several engineers run side by side) is retried with fresh ports."""
-    import re
-    slots = sorted(set(int(n) for n in re.findall(r"@PORT(\d+)@", text)))
+def start_gateway(tmp_path, config, upstream_ports, **settings):
+    """Starts Gateway(**config, **settings); a port taken by someone else between free_port() and bind
+    (tests of several engineers run side by side) is retried with fresh ports."""
     for attempt in range(4):
-        ports = {i: free_port() for i in slots}
-        t = text
-        for i, p in ports.items():
-            t = t.replace("@PORT%d@" % i, str(p))
-        g = Gateway(tmp_path, full_config=t, upstream_ports=upstream_ports, port=port, **settings)
+        g = Gateway(tmp_path, upstream_ports=upstream_ports, **dict(config, **settings))
         try:
-            g.start()
+            return g.start()
         except RuntimeError as e:
             if "Address already in use" in str(e) and attempt < 3:
                 continue
             raise
-        g.ports = dict(ports)
-        g.ports[0] = g.port
-        return g
 
 
 def wait_log(gw, needle, timeout=10.0, start=0):
