@@ -340,7 +340,7 @@ class PostfixInstance:
         shutil.rmtree(self.spool, ignore_errors=True)
 
 
-class BioTlsClient:
+class BioTlsClient(Client):
     """A TLS client over ssl.MemoryBIO, so bytes can precede the ClientHello in the very same write
     (as HAProxy sends a PROXY header and the client's first TLS record together)."""
 
@@ -377,20 +377,8 @@ class BioTlsClient:
         self.obj.write(data)
         self.sock.sendall(self.out.read())
 
-    def reply(self):
-        lines = []
-        while True:
-            while b"\n" not in self.buf:
-                self.buf += self._pump(lambda: self.obj.read(65536))
-            l, _, self.buf = self.buf.partition(b"\n")
-            l = l.rstrip(b"\r").decode()
-            lines.append(l)
-            if len(l) < 4 or l[3] != "-":
-                return int(l[:3]), lines
-
-    def cmd(self, text):
-        self.send(text + "\r\n")
-        return self.reply()
-
-    def close(self):
-        self.sock.close()
+    def line(self):
+        while b"\n" not in self.buf:
+            self.buf += self._pump(lambda: self.obj.read(65536))
+        l, _, self.buf = self.buf.partition(b"\n")
+        return l.rstrip(b"\r").decode()

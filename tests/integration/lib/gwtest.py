@@ -34,6 +34,18 @@ def wait_port(port, timeout=10.0, host="127.0.0.1"):
     return False
 
 
+def http_get(port, path, timeout=5):
+    """The whole raw response to an HTTP/1.0 GET of `path` on 127.0.0.1:`port`."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(b"GET %s HTTP/1.0\r\n\r\n" % path.encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+
+
 class Message:
     def __init__(self, mail_from, rcpts, data, helo, xclient):
         self.mail_from = mail_from
@@ -396,19 +408,18 @@ class Gateway:
                     raise AssertionError("sanitizer report in the gateway log:\n" + log[-6000:])
         return self.proc.returncode if self.proc else None
 
-    def rss_kib(self):
+    def _status_kib(self, field):
         with open("/proc/%d/status" % self.proc.pid) as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
         return 0
 
+    def rss_kib(self):
+        return self._status_kib("VmRSS")
+
     def peak_rss_kib(self):
-        with open("/proc/%d/status" % self.proc.pid) as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-        return 0
+        return self._status_kib("VmHWM")
 
     def fd_count(self):
         return len(os.listdir("/proc/%d/fd" % self.proc.pid))
@@ -417,15 +428,7 @@ class Gateway:
         return self.proc.poll() is None
 
     def metrics(self):
-        with socket.create_connection(("127.0.0.1", self.metrics_port), timeout=5) as s:
-            s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        return data.decode()
+        return http_get(self.metrics_port, "/metrics").decode()
 
     def metric(self, name_and_labels):
         for line in self.metrics().splitlines():

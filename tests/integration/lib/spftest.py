@@ -1,6 +1,5 @@
 """Helpers for the SPF tests: a gateway with the spf plugin on a PROXY-protocol listener (so a test
 chooses the client IP), the test DNS server as its only nameserver, and one-shot SMTP transactions."""
-import socket
 
 from gwtest import Client, Gateway
 
