@@ -10,7 +10,7 @@ import pytest
 
 from dkimtools import dkimpy_verify_all, mail_dkim_verify
 from dnsserver import DnsServer
-from gwtest import BUILD, send_message
+from gwtest import BUILD, send_message, transaction
 
 BIN = os.path.join(BUILD, "smtp-gateway")
 
@@ -258,7 +258,7 @@ def test_sighup_reloads_keys_and_keeps_old_on_error(tmp_path, sink, gateway_fact
 
 
 def test_authenticated_submission_is_signed(tmp_path, sink, keys, dns):
-    from edgetest import crypt_hash, gateway_config, greet, make_cert, plain, start_gateway, transaction
+    from edgetest import crypt_hash, gateway_config, greet, make_cert, plain, start_gateway
     cert, key = make_cert(tmp_path)
     users = tmp_path / "users"
     users.write_text("alice:%s\n" % crypt_hash("s3cret", "$6$"))

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from gwtest import Gateway
+from gwtest import Gateway, transaction
 from edgetest import (b64, crypt_hash, gateway_config, greet, make_cert, plain, start_gateway,
-                      transaction, wait_log)
+                      wait_log)
 
 PASSWORDS = {"alice": "alice-pw", "bob": "bob pw with spaces", "carol": "c4rol!"}
 

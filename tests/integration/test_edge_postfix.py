@@ -6,9 +6,8 @@ import shutil
 
 import pytest
 
-from gwtest import Client
-from edgetest import (PostfixInstance, TlsClient, crypt_hash, gateway_config, make_cert, plain, start_gateway,
-                      transaction)
+from gwtest import Client, transaction
+from edgetest import (PostfixInstance, TlsClient, crypt_hash, gateway_config, make_cert, plain, start_gateway)
 
 pytestmark = pytest.mark.skipif(not shutil.which("postfix") or os.geteuid() != 0,
                                 reason="needs Debian's postfix and root to start a private instance")

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from gwtest import Client
-from edgetest import BioTlsClient, gateway_config, make_cert, start_gateway, transaction, wait_log
+from gwtest import Client, transaction
+from edgetest import BioTlsClient, gateway_config, make_cert, start_gateway, wait_log
 
 V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 

@@ -10,8 +10,8 @@ import subprocess
 
 import pytest
 
-from edgetest import (TlsClient, gateway_config, greet, make_cert, start_gateway, transaction,
-                      wait_log)
+from gwtest import transaction
+from edgetest import TlsClient, gateway_config, greet, make_cert, start_gateway, wait_log
 
 
 @pytest.fixture

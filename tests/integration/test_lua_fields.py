@@ -124,7 +124,8 @@ def test_facts_from_other_plugins(gateway_factory, sink, tmp_path):
 
 
 def test_tls_submission_and_auth_user(tmp_path, sink):
-    from edgetest import TlsClient, crypt_hash, gateway_config, make_cert, plain, start_gateway, transaction
+    from edgetest import TlsClient, crypt_hash, gateway_config, make_cert, plain, start_gateway
+    from gwtest import transaction
     cert, key = make_cert(tmp_path)
     users = tmp_path / "users"
     users.write_text("alice:%s\n" % crypt_hash("pw", "$6$"))

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from gwtest import Client, open_session, send_message
-from edgetest import PostfixInstance, gateway_config, start_gateway, transaction, wait_log
+from gwtest import Client, open_session, send_message, transaction
+from edgetest import PostfixInstance, gateway_config, start_gateway, wait_log
 
 
 def _wait(cond, timeout=10.0):

@@ -90,26 +90,6 @@ def plain(user, password, authz=""):
     return b64("%s\0%s\0%s" % (authz, user, password))
 
 
-def transaction(c, sender="alice@sender.test", rcpts=("bob@example.test",), body=b"Subject: t\r\n\r\nhello\r\n"):
-    """MAIL/RCPT/DATA on an open, greeted client; returns the final (code, lines)."""
-    code, lines = c.cmd("MAIL FROM:<%s>" % sender)
-    if code != 250:
-        return code, lines
-    ok = 0
-    last = None
-    for r in rcpts:
-        last = c.cmd("RCPT TO:<%s>" % r)
-        if last[0] in (250, 251):
-            ok += 1
-    if not ok:
-        return last
-    code, lines = c.cmd("DATA")
-    if code != 354:
-        return code, lines
-    c.send(body + b".\r\n")
-    return c.reply()
-
-
 class _TlsFiles:
     """rfile/wfile pair for RecordingSink._session that can switch to TLS on STARTTLS."""
 

@@ -502,34 +502,41 @@ def open_session(port, helo="client.test", proxy_ip=None):
     return c
 
 
+def transaction(c, sender="alice@sender.test", rcpts=("bob@example.test",), body=b"Subject: t\r\n\r\nhello\r\n",
+                quit=False):
+    """MAIL/RCPT/DATA on an open, greeted client; `body` is sent as it is (dot-stuffed, ending in CRLF)
+    before the final dot. Returns the last (code, lines); QUIT follows the final reply when `quit`."""
+    code, lines = c.cmd("MAIL FROM:<%s>" % sender)
+    if code != 250:
+        return code, lines
+    ok = 0
+    last = None
+    for r in rcpts:
+        last = c.cmd("RCPT TO:<%s>" % r)
+        if last[0] in (250, 251):
+            ok += 1
+    if not ok:
+        return last
+    code, lines = c.cmd("DATA")
+    if code != 354:
+        return code, lines
+    c.send(body + b".\r\n")
+    code, lines = c.reply()
+    if quit:
+        c.cmd("QUIT")
+    return code, lines
+
+
 def send_message(port, sender="alice@sender.test", rcpts=("bob@example.test",), body=b"Subject: t\r\n\r\nhello\r\n",
                  proxy_ip=None):
-    """One transaction over a fresh connection; returns the final reply code and text."""
+    """One transaction over a fresh connection, the body dot-stuffed; returns the final reply code and text."""
+    if isinstance(body, str):
+        body = body.encode()
+    stuffed = b"\r\n".join((b"." + l if l.startswith(b".") else l) for l in body.split(b"\r\n"))
+    if not stuffed.endswith(b"\r\n"):
+        stuffed += b"\r\n"
     c = open_session(port, proxy_ip=proxy_ip)
     try:
-        code, lines = c.cmd("MAIL FROM:<%s>" % sender)
-        if code != 250:
-            return code, lines
-        ok = 0
-        last = None
-        for r in rcpts:
-            code, lines = c.cmd("RCPT TO:<%s>" % r)
-            last = (code, lines)
-            if code in (250, 251):
-                ok += 1
-        if not ok:
-            return last
-        code, lines = c.cmd("DATA")
-        if code != 354:
-            return code, lines
-        if isinstance(body, str):
-            body = body.encode()
-        stuffed = b"\r\n".join((b"." + l if l.startswith(b".") else l) for l in body.split(b"\r\n"))
-        if not stuffed.endswith(b"\r\n"):
-            stuffed += b"\r\n"
-        c.send(stuffed + b".\r\n")
-        code, lines = c.reply()
-        c.cmd("QUIT")
-        return code, lines
+        return transaction(c, sender, rcpts, stuffed, quit=True)
     finally:
         c.close()
