@@ -28,12 +28,12 @@
 #include <boost/asio/write.hpp>
 #include <gtest/gtest.h>
 
+#include "gateway/core/plugin.hpp"  // gw::Task
+
 namespace gw::testing {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
-template <typename T>
-using Task = asio::awaitable<T>;
 inline constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 // One accepted connection, as the script sees it.
