@@ -316,21 +316,6 @@ TEST(Transaction, ResetClearsTheTransactionAndKeepsTheConnection) {
   EXPECT_FALSE(tx.conn.state<int>("other"));
 }
 
-TEST(Transaction, FinalHeadersPutTheOneAuthenticationResultsFirst) {
-  Transaction tx;
-  EXPECT_TRUE(tx.final_headers("mx.example").empty());
-  tx.add_header("X-First", "1");
-  tx.auth_results.push_back("spf=pass smtp.mailfrom=example.org");
-  tx.add_header("X-Second", "2");
-  tx.auth_results.push_back("dkim=pass header.d=example.org");
-  auto h = tx.final_headers("mx.example");
-  ASSERT_EQ(h.size(), 3u);
-  EXPECT_EQ(h[0].name, "Authentication-Results");
-  EXPECT_EQ(h[0].value, "mx.example;\r\n\tspf=pass smtp.mailfrom=example.org;\r\n\tdkim=pass header.d=example.org");
-  EXPECT_EQ(h[1].name, "X-First");
-  EXPECT_EQ(h[2].name, "X-Second");
-}
-
 TEST(Transaction, OutboundMeansTrustedOrAuthenticated) {
   Connection c;
   EXPECT_FALSE(c.outbound());
