@@ -53,10 +53,32 @@ class SessionProbe : public Plugin {
 };
 GW_REGISTER_PLUGIN("ut_session_probe", [](const PluginEnv&) { return std::make_unique<SessionProbe>(); });
 
+// Refuses every connection: permanently (ut_session_refuse) or for now (ut_session_defer).
+class ConnectGate : public Plugin {
+ public:
+  explicit ConnectGate(bool permanent) : permanent_(permanent) {}
+  unsigned stages() const override { return static_cast<unsigned>(Stage::connect); }
+  Task<Verdict> on_connect(Transaction&) override {
+    co_return permanent_ ? Verdict::reject(550, "5.7.1", "") : Verdict::tempfail(450, "4.7.1", "");
+  }
+
+ private:
+  bool permanent_;
+};
+GW_REGISTER_PLUGIN("ut_session_refuse", [](const PluginEnv&) { return std::make_unique<ConnectGate>(true); });
+GW_REGISTER_PLUGIN("ut_session_defer", [](const PluginEnv&) { return std::make_unique<ConnectGate>(false); });
+
 struct TempDir {
   std::string path = temp_dir("session");
   TempDir() { std::filesystem::create_directories(path); }
   ~TempDir() { std::filesystem::remove_all(path); }
+};
+
+struct HarnessOptions {
+  std::string extra;                              // appended to the config
+  std::string upstream;                           // empty = the fake `up`
+  std::string pipeline = "\"ut_session_probe\"";  // the inside of pipeline = [...]
+  std::string server;                             // more keys of [server]
 };
 
 struct Harness {
@@ -68,16 +90,16 @@ struct Harness {
   Services services;
   smtp::ServerState state;
 
-  // `upstream` empty = the fake `up`; `extra` is appended to the config.
-  explicit Harness(std::string extra = "", std::string upstream = "") {
-    if (upstream.empty()) upstream = up.address();
+  Harness() : Harness(HarnessOptions{}) {}
+  explicit Harness(HarnessOptions o) {
+    if (o.upstream.empty()) o.upstream = up.address();
     const std::string path = tmp.path + "/gw.toml";
-    std::ofstream(path) << "pipeline = [\"ut_session_probe\"]\n"
-                        << "[server]\nhostname = \"gw.test\"\n"
+    std::ofstream(path) << "pipeline = [" << o.pipeline << "]\n"
+                        << "[server]\nhostname = \"gw.test\"\n" << o.server
                         << "[[listener]]\naddress = \"127.0.0.1:2525\"\n"
-                        << "[upstream]\nservers = [\"" << upstream << "\"]\nconnect_at = \"mail\"\npool_size = 0\n"
+                        << "[upstream]\nservers = [\"" << o.upstream << "\"]\nconnect_at = \"mail\"\npool_size = 0\n"
                         << "command_timeout = \"5s\"\ndata_timeout = \"5s\"\n"
-                        << extra;
+                        << o.extra;
     cfg = config::load_config(path);
     state.set_runtime(std::make_shared<Runtime>(Runtime{cfg, Pipeline::build(*cfg, services)}));
     journal().clear();
@@ -298,7 +320,7 @@ TEST(Session, NoUpstreamReachableAtMailIs451_441) {
   tcp::socket reserved(probe);  // bound, never listening: connections to it are refused
   reserved.open(tcp::v4());
   reserved.bind(tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-  Harness h("", "127.0.0.1:" + std::to_string(reserved.local_endpoint().port()));
+  Harness h({.upstream = "127.0.0.1:" + std::to_string(reserved.local_endpoint().port())});
   std::string mail, again;
   h.go([&]() -> Task<void> {
     auto c = co_await h.connect();
@@ -338,7 +360,7 @@ TEST(Session, PipelinedCommandsAreAnsweredInOrder) {
 }
 
 TEST(Session, RelayToAForeignDomainIsDeniedForAnUntrustedClient) {
-  Harness h("[trusted]\nnetworks = []\n[relay]\ndomains = [\"example.test\"]\n");
+  Harness h({.extra = "[trusted]\nnetworks = []\n[relay]\ndomains = [\"example.test\"]\n"});
   h.up.serve([&](Peer& p) -> Task<void> {
     co_await p.greet();
     co_await p.expect("MAIL FROM:");
@@ -390,6 +412,96 @@ TEST(Session, ClientLostMidMessageNeverReachesTheUpstreamAsData) {
   EXPECT_FALSE(has_line_with(h.up.lines(0), "partial"));
   EXPECT_EQ(h.up.lines(0).back(), "QUIT");
   EXPECT_EQ(journal(), (std::vector<std::string>{"reset:alice@example.org:1", "disconnect"}));
+}
+
+TEST(Session, ARejectAtConnectIs554Then503ToAllButQuit) {
+  Harness h({.pipeline = "\"ut_session_refuse\", \"ut_session_probe\""});
+  std::vector<std::string> got;
+  h.go([&]() -> Task<void> {
+    auto c = co_await h.connect();
+    got.push_back(co_await reply(*c));
+    got.push_back(co_await cmd(*c, "EHLO client.example"));
+    got.push_back(co_await cmd(*c, "MAIL FROM:<a@example.org>"));
+    got.push_back(co_await cmd(*c, "QUIT"));
+    co_await c->until_closed();
+  });
+  EXPECT_EQ(got, (std::vector<std::string>{"554 5.7.1 gw.test Connection refused", "503 5.5.1 Bad sequence of commands",
+                                           "503 5.5.1 Bad sequence of commands", "221 2.0.0 gw.test Bye"}));
+  EXPECT_EQ(journal(), (std::vector<std::string>{"disconnect"}));  // a refused session is still told it ended
+}
+
+TEST(Session, ATempfailAtConnectIs421AndTheConnectionCloses) {
+  Harness h({.pipeline = "\"ut_session_defer\", \"ut_session_probe\""});
+  std::string greeting, after;
+  h.go([&]() -> Task<void> {
+    auto c = co_await h.connect();
+    greeting = co_await reply(*c);
+    after = co_await reply(*c);
+  });
+  EXPECT_EQ(greeting, "421 4.7.1 gw.test Service not available, try again later");
+  EXPECT_EQ(after, "<closed>");
+  EXPECT_EQ(journal(), (std::vector<std::string>{"disconnect"}));
+}
+
+TEST(Session, TooManyRecipientsIs452AndAnOversizedMessageIs552) {
+  Harness h({.server = "max_recipients = 1\nmax_message_size = \"1KiB\"\n"});
+  h.up.serve([&](Peer& p) -> Task<void> {
+    co_await p.greet();
+    co_await p.expect("MAIL FROM:");
+    co_await p.send("250 2.1.0 Ok\r\n");
+    co_await p.expect("RCPT TO:<bob@example.test>");
+    co_await p.send("250 2.1.5 Ok\r\n");
+    co_await p.expect("RSET");  // the refused message never reaches the upstream
+    co_await p.send("250 2.0.0 Ok\r\n");
+  });
+  std::string second, fin;
+  h.go([&]() -> Task<void> {
+    auto c = co_await h.connect();
+    co_await reply(*c);
+    co_await cmd(*c, "EHLO client.example");
+    co_await cmd(*c, "MAIL FROM:<alice@example.org>");
+    co_await cmd(*c, "RCPT TO:<bob@example.test>");
+    second = co_await cmd(*c, "RCPT TO:<carol@example.test>");
+    co_await cmd(*c, "DATA");
+    fin = co_await cmd(*c, "Subject: big\r\n\r\n" + std::string(2000, 'x') + "\r\n.");
+    co_await cmd(*c, "QUIT");
+    co_await c->until_closed();
+  });
+  EXPECT_EQ(second, "452 4.5.3 Error: too many recipients");
+  EXPECT_EQ(fin, "552 5.3.4 Error: message too big");
+  EXPECT_FALSE(has_line_with(h.up.lines(0), "DATA"));
+  EXPECT_FALSE(has_line_with(h.up.lines(0), "carol"));
+}
+
+TEST(Session, TooManyErrorsEndTheSessionWith421) {
+  Harness h;
+  std::vector<std::string> got;
+  std::string last, end;
+  h.go([&]() -> Task<void> {
+    auto c = co_await h.connect();
+    co_await reply(*c);
+    for (int i = 0; i < 20; ++i) got.push_back(co_await cmd(*c, "FROB"));
+    last = co_await reply(*c);  // the 20th error's 500 came with a 421
+    end = co_await reply(*c);
+  });
+  ASSERT_EQ(got.size(), 20u);
+  for (auto& r : got) EXPECT_EQ(r.substr(0, 10), "500 5.5.1 ") << r;
+  EXPECT_EQ(last, "421 4.7.0 gw.test Error: too many errors");
+  EXPECT_EQ(end, "<closed>");
+}
+
+TEST(Session, AnIdleClientGets421AfterTheCommandTimeout) {
+  Harness h({.server = "command_timeout = \"200ms\"\n"});
+  std::string greeting, timeout;
+  h.go([&]() -> Task<void> {
+    auto c = co_await h.connect();
+    greeting = co_await reply(*c);
+    timeout = co_await reply(*c);  // says nothing: the server's own timer ends the wait
+    co_await c->until_closed();
+  });
+  EXPECT_EQ(greeting.substr(0, 4), "220 ");
+  EXPECT_EQ(timeout, "421 4.4.2 gw.test Error: timeout exceeded");
+  EXPECT_EQ(journal(), (std::vector<std::string>{"disconnect"}));
 }
 
 // The pure seams the session uses: the one verdict-to-reply mapping and the outcome of a reply.
