@@ -141,13 +141,31 @@ Task<std::string> cmd(Peer& c, std::string line) {
   co_return co_await reply(c);
 }
 
-// The upstream side of one transaction up to the final reply to the message.
-Task<std::vector<std::string>> upstream_accepts(Peer& p, std::string rcpt, std::string final_reply) {
+// Reads the greeting and says EHLO; with `sender`, MAIL too (each reply checked).
+Task<void> hello(Peer& c, std::string sender = "") {
+  EXPECT_EQ((co_await reply(c)).substr(0, 4), "220 ");
+  EXPECT_EQ((co_await cmd(c, "EHLO client.example")).substr(0, 4), "250-");
+  if (!sender.empty()) EXPECT_EQ(co_await cmd(c, "MAIL FROM:<" + sender + ">"), "250 2.1.0 Ok");
+}
+
+// Ends the session with QUIT and waits until the session has closed the connection.
+Task<void> bye(Peer& c) {
+  EXPECT_EQ((co_await cmd(c, "QUIT")).substr(0, 4), "221 ");
+  co_await c.until_closed();
+}
+
+// The upstream side: greeting, EHLO, MAIL and RCPT of `rcpt` answered 250.
+Task<void> upstream_until_rcpt(Peer& p, std::string rcpt) {
   co_await p.greet();
   co_await p.expect("MAIL FROM:");
   co_await p.send("250 2.1.0 Ok\r\n");
   co_await p.expect("RCPT TO:<" + rcpt + ">");
   co_await p.send("250 2.1.5 Ok\r\n");
+}
+
+// The upstream side of one transaction up to the final reply to the message.
+Task<std::vector<std::string>> upstream_accepts(Peer& p, std::string rcpt, std::string final_reply) {
+  co_await upstream_until_rcpt(p, rcpt);
   co_await p.expect("DATA");
   co_await p.send("354 End data with <CR><LF>.<CR><LF>\r\n");
   auto body = co_await p.message();
@@ -205,14 +223,11 @@ TEST(Session, UpstreamCutAfterTheMessageIsA451NeverA250) {
   std::string fin;
   h.go([&]() -> Task<void> {
     auto c = co_await h.connect();
-    co_await reply(*c);
-    co_await cmd(*c, "EHLO client.example");
-    co_await cmd(*c, "MAIL FROM:<alice@example.org>");
+    co_await hello(*c, "alice@example.org");
     co_await cmd(*c, "RCPT TO:<bob@example.test>");
     co_await cmd(*c, "DATA");
     fin = co_await cmd(*c, "Subject: t\r\n\r\nhello\r\n.");
-    co_await cmd(*c, "QUIT");
-    co_await c->until_closed();
+    co_await bye(*c);
   });
   EXPECT_EQ(fin.substr(0, 10), "451 4.4.2 ") << fin;
   EXPECT_EQ(journal(), (std::vector<std::string>{"reset:alice@example.org:1", "disconnect"}));
@@ -224,15 +239,12 @@ TEST(Session, UpstreamRefusalOfTheMessageIsPassedThrough) {
   std::string fin, after;
   h.go([&]() -> Task<void> {
     auto c = co_await h.connect();
-    co_await reply(*c);
-    co_await cmd(*c, "EHLO client.example");
-    co_await cmd(*c, "MAIL FROM:<alice@example.org>");
+    co_await hello(*c, "alice@example.org");
     co_await cmd(*c, "RCPT TO:<bob@example.test>");
     co_await cmd(*c, "DATA");
     fin = co_await cmd(*c, "Subject: t\r\n\r\nhello\r\n.");
     after = co_await cmd(*c, "RCPT TO:<bob@example.test>");  // the transaction is over
-    co_await cmd(*c, "QUIT");
-    co_await c->until_closed();
+    co_await bye(*c);
   });
   EXPECT_EQ(fin, "554 5.7.1 Spam detected");
   EXPECT_EQ(after.substr(0, 10), "503 5.5.1 ") << after;
@@ -241,25 +253,18 @@ TEST(Session, UpstreamRefusalOfTheMessageIsPassedThrough) {
 TEST(Session, APluginRefusalOfOneRecipientRefusesThatOneOnly) {
   Harness h;
   h.up.serve([&](Peer& p) -> Task<void> {
-    co_await p.greet();
-    co_await p.expect("MAIL FROM:");
-    co_await p.send("250 2.1.0 Ok\r\n");
-    co_await p.expect("RCPT TO:<bob@example.test>");
-    co_await p.send("250 2.1.5 Ok\r\n");
+    co_await upstream_until_rcpt(p, "bob@example.test");
     co_await p.expect("RSET");
     co_await p.send("250 2.0.0 Ok\r\n");
   });
   std::vector<std::string> got;
   h.go([&]() -> Task<void> {
     auto c = co_await h.connect();
-    co_await reply(*c);
-    co_await cmd(*c, "EHLO client.example");
-    co_await cmd(*c, "MAIL FROM:<alice@example.org>");
+    co_await hello(*c, "alice@example.org");
     got.push_back(co_await cmd(*c, "RCPT TO:<nobody@example.invalid>"));
     got.push_back(co_await cmd(*c, "RCPT TO:<bob@example.test>"));
     got.push_back(co_await cmd(*c, "RSET"));
-    co_await cmd(*c, "QUIT");
-    co_await c->until_closed();
+    co_await bye(*c);
   });
   EXPECT_EQ(got, (std::vector<std::string>{"550 5.1.1 no such user", "250 2.1.5 Ok", "250 2.0.0 Ok"}));
   ASSERT_EQ(h.up.accepted(), 1);
@@ -273,11 +278,9 @@ TEST(Session, APluginRejectAtMailNeverOpensTheUpstream) {
   std::string mail;
   h.go([&]() -> Task<void> {
     auto c = co_await h.connect();
-    co_await reply(*c);
-    co_await cmd(*c, "EHLO client.example");
+    co_await hello(*c);
     mail = co_await cmd(*c, "MAIL FROM:<spammer@example.org>");
-    co_await cmd(*c, "QUIT");
-    co_await c->until_closed();
+    co_await bye(*c);
   });
   EXPECT_EQ(mail, "550 5.7.1 go away");
   EXPECT_EQ(h.up.accepted(), 0);
@@ -324,12 +327,10 @@ TEST(Session, NoUpstreamReachableAtMailIs451_441) {
   std::string mail, again;
   h.go([&]() -> Task<void> {
     auto c = co_await h.connect();
-    co_await reply(*c);
-    co_await cmd(*c, "EHLO client.example");
+    co_await hello(*c);
     mail = co_await cmd(*c, "MAIL FROM:<alice@example.org>");
     again = co_await cmd(*c, "RCPT TO:<bob@example.test>");  // no transaction was opened
-    co_await cmd(*c, "QUIT");
-    co_await c->until_closed();
+    co_await bye(*c);
   });
   EXPECT_EQ(mail.substr(0, 10), "451 4.4.1 ") << mail;
   EXPECT_EQ(again.substr(0, 10), "503 5.5.1 ") << again;
@@ -342,13 +343,11 @@ TEST(Session, PipelinedCommandsAreAnsweredInOrder) {
   std::vector<std::string> got;
   h.go([&]() -> Task<void> {
     auto c = co_await h.connect();
-    co_await reply(*c);
-    co_await cmd(*c, "EHLO client.example");
+    co_await hello(*c);
     co_await c->send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n");
     for (int i = 0; i < 3; ++i) got.push_back(co_await reply(*c));
     got.push_back(co_await cmd(*c, "Subject: p\r\n\r\n..dot line\r\n."));
-    co_await cmd(*c, "QUIT");
-    co_await c->until_closed();
+    co_await bye(*c);
   });
   ASSERT_EQ(got.size(), 4u);
   EXPECT_EQ(got[0], "250 2.1.0 Ok");
@@ -362,24 +361,17 @@ TEST(Session, PipelinedCommandsAreAnsweredInOrder) {
 TEST(Session, RelayToAForeignDomainIsDeniedForAnUntrustedClient) {
   Harness h({.extra = "[trusted]\nnetworks = []\n[relay]\ndomains = [\"example.test\"]\n"});
   h.up.serve([&](Peer& p) -> Task<void> {
-    co_await p.greet();
-    co_await p.expect("MAIL FROM:");
-    co_await p.send("250 2.1.0 Ok\r\n");
-    co_await p.expect("RCPT TO:<bob@example.test>");
-    co_await p.send("250 2.1.5 Ok\r\n");
+    co_await upstream_until_rcpt(p, "bob@example.test");
     co_await p.expect("RSET");
     co_await p.send("250 2.0.0 Ok\r\n");
   });
   std::string foreign, local;
   h.go([&]() -> Task<void> {
     auto c = co_await h.connect();
-    co_await reply(*c);
-    co_await cmd(*c, "EHLO client.example");
-    co_await cmd(*c, "MAIL FROM:<alice@example.org>");
+    co_await hello(*c, "alice@example.org");
     foreign = co_await cmd(*c, "RCPT TO:<carol@elsewhere.example>");
     local = co_await cmd(*c, "RCPT TO:<bob@example.test>");
-    co_await cmd(*c, "QUIT");
-    co_await c->until_closed();
+    co_await bye(*c);
   });
   EXPECT_EQ(foreign, "554 5.7.1 <carol@elsewhere.example>: Relay access denied");
   EXPECT_EQ(local, "250 2.1.5 Ok");
@@ -389,19 +381,13 @@ TEST(Session, RelayToAForeignDomainIsDeniedForAnUntrustedClient) {
 TEST(Session, ClientLostMidMessageNeverReachesTheUpstreamAsData) {
   Harness h;
   h.up.serve([&](Peer& p) -> Task<void> {
-    co_await p.greet();
-    co_await p.expect("MAIL FROM:");
-    co_await p.send("250 2.1.0 Ok\r\n");
-    co_await p.expect("RCPT TO:");
-    co_await p.send("250 2.1.5 Ok\r\n");
+    co_await upstream_until_rcpt(p, "bob@example.test");
     co_await p.expect("RSET");  // not DATA: the upstream never sees the partial message
     co_await p.send("250 2.0.0 Ok\r\n");
   });
   h.go([&]() -> Task<void> {
     auto c = co_await h.connect();
-    co_await reply(*c);
-    co_await cmd(*c, "EHLO client.example");
-    co_await cmd(*c, "MAIL FROM:<alice@example.org>");
+    co_await hello(*c, "alice@example.org");
     co_await cmd(*c, "RCPT TO:<bob@example.test>");
     co_await cmd(*c, "DATA");
     co_await c->send("Subject: partial\r\n\r\nhalf a mess");
@@ -446,26 +432,19 @@ TEST(Session, ATempfailAtConnectIs421AndTheConnectionCloses) {
 TEST(Session, TooManyRecipientsIs452AndAnOversizedMessageIs552) {
   Harness h({.server = "max_recipients = 1\nmax_message_size = \"1KiB\"\n"});
   h.up.serve([&](Peer& p) -> Task<void> {
-    co_await p.greet();
-    co_await p.expect("MAIL FROM:");
-    co_await p.send("250 2.1.0 Ok\r\n");
-    co_await p.expect("RCPT TO:<bob@example.test>");
-    co_await p.send("250 2.1.5 Ok\r\n");
+    co_await upstream_until_rcpt(p, "bob@example.test");
     co_await p.expect("RSET");  // the refused message never reaches the upstream
     co_await p.send("250 2.0.0 Ok\r\n");
   });
   std::string second, fin;
   h.go([&]() -> Task<void> {
     auto c = co_await h.connect();
-    co_await reply(*c);
-    co_await cmd(*c, "EHLO client.example");
-    co_await cmd(*c, "MAIL FROM:<alice@example.org>");
+    co_await hello(*c, "alice@example.org");
     co_await cmd(*c, "RCPT TO:<bob@example.test>");
     second = co_await cmd(*c, "RCPT TO:<carol@example.test>");
     co_await cmd(*c, "DATA");
     fin = co_await cmd(*c, "Subject: big\r\n\r\n" + std::string(2000, 'x') + "\r\n.");
-    co_await cmd(*c, "QUIT");
-    co_await c->until_closed();
+    co_await bye(*c);
   });
   EXPECT_EQ(second, "452 4.5.3 Error: too many recipients");
   EXPECT_EQ(fin, "552 5.3.4 Error: message too big");

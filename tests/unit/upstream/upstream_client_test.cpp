@@ -60,6 +60,52 @@ void expect_reply(const net::Reply& r, int code, const std::string& enhanced) {
   EXPECT_EQ(r.enhanced, enhanced) << r.summary();
 }
 
+// One upstream that greets (EHLO answered) and then runs `script`; a client that opens (asserting
+// the 250) and then runs `use`. `tune` adjusts the config first.
+void with_upstream(std::function<Task<void>(Peer&)> script, std::function<Task<void>(upstream::UpstreamClient&)> use,
+                   std::function<void(config::Config&)> tune = {}, std::vector<std::string>* upstream_lines = nullptr) {
+  asio::io_context io;
+  FakeSmtp up(io);
+  up.serve([&](Peer& p) -> Task<void> {
+    co_await p.greet();
+    co_await script(p);
+  });
+  auto cfg = config_for({up.address()});
+  if (tune) tune(cfg);
+  run(io, [&]() -> Task<void> {
+    upstream::UpstreamClient c(io.get_executor(), cfg, nullptr);
+    EXPECT_EQ((co_await c.open(client_conn())).code, 250);
+    co_await use(c);
+  }, [&] { up.stop(); });
+  if (upstream_lines) *upstream_lines = up.lines();
+}
+
+struct MailAnswer {
+  net::Reply reply;
+  bool connected = true;
+  net::Reply next_rcpt;  // a RCPT tried after the MAIL reply
+  std::vector<std::string> upstream_lines;
+};
+
+// The upstream answers MAIL with the bytes `answer` (nothing when empty) and hangs up after them
+// when `then_close`; `timeout` is upstream.command_timeout.
+MailAnswer mail_answered_with(std::string answer, bool then_close = false, std::chrono::milliseconds timeout = 5s) {
+  MailAnswer m;
+  with_upstream(
+      [&](Peer& p) -> Task<void> {
+        co_await p.expect("MAIL FROM:");
+        if (!answer.empty()) co_await p.send(answer);
+        if (then_close) p.close();
+      },
+      [&](upstream::UpstreamClient& c) -> Task<void> {
+        m.reply = co_await c.mail(tx_with("a@example.org"));
+        m.connected = c.connected();
+        if (!m.connected) m.next_rcpt = co_await c.rcpt("b@example.net");
+      },
+      [&](config::Config& cfg) { cfg.upstream.command_timeout = timeout; }, &m.upstream_lines);
+  return m;
+}
+
 }  // namespace
 
 TEST(UpstreamClient, OpensSaysEhloAndReadsCapabilitiesFromAMultiLineReply) {
@@ -101,33 +147,30 @@ TEST(UpstreamClient, OpensSaysEhloAndReadsCapabilitiesFromAMultiLineReply) {
 }
 
 TEST(UpstreamClient, MultiLineRefusalIsPassedThroughWhole) {
-  asio::io_context io;
-  FakeSmtp up(io);
-  up.serve([](Peer& p) -> Task<void> {
-    co_await p.greet();
-    co_await p.expect("MAIL FROM:<a@example.org>");
-    co_await p.send("250 2.1.0 Ok\r\n");
-    co_await p.expect("RCPT TO:<nobody@example.net>");
-    co_await p.send("550-5.1.1 <nobody@example.net>: Recipient address rejected:\r\n"
-                    "550-5.1.1 User unknown in virtual mailbox table\r\n"
-                    "550 5.1.1 see https://example.net/help\r\n");
-    co_await p.expect("RCPT TO:<b@example.net>");
-    co_await p.send("250 2.1.5 Ok\r\n");
-    co_await p.expect("RSET");
-    co_await p.send("250 2.0.0 Ok\r\n");
-  });
-  auto cfg = config_for({up.address()});
   net::Reply mail, bad, good;
   bool connected = false;
-  run(io, [&]() -> Task<void> {
-    upstream::UpstreamClient c(io.get_executor(), cfg, nullptr);
-    EXPECT_EQ((co_await c.open(client_conn())).code, 250);
-    mail = co_await c.mail(tx_with("a@example.org"));
-    bad = co_await c.rcpt("nobody@example.net");
-    good = co_await c.rcpt("b@example.net");
-    connected = c.connected();
-    co_await c.rset();
-  }, [&] { up.stop(); });
+  std::vector<std::string> lines;
+  with_upstream(
+      [](Peer& p) -> Task<void> {
+        co_await p.expect("MAIL FROM:<a@example.org>");
+        co_await p.send("250 2.1.0 Ok\r\n");
+        co_await p.expect("RCPT TO:<nobody@example.net>");
+        co_await p.send("550-5.1.1 <nobody@example.net>: Recipient address rejected:\r\n"
+                        "550-5.1.1 User unknown in virtual mailbox table\r\n"
+                        "550 5.1.1 see https://example.net/help\r\n");
+        co_await p.expect("RCPT TO:<b@example.net>");
+        co_await p.send("250 2.1.5 Ok\r\n");
+        co_await p.expect("RSET");
+        co_await p.send("250 2.0.0 Ok\r\n");
+      },
+      [&](upstream::UpstreamClient& c) -> Task<void> {
+        mail = co_await c.mail(tx_with("a@example.org"));
+        bad = co_await c.rcpt("nobody@example.net");
+        good = co_await c.rcpt("b@example.net");
+        connected = c.connected();
+        co_await c.rset();
+      },
+      {}, &lines);
   expect_reply(mail, 250, "2.1.0");
   expect_reply(bad, 550, "5.1.1");
   ASSERT_EQ(bad.lines.size(), 3u);
@@ -135,94 +178,63 @@ TEST(UpstreamClient, MultiLineRefusalIsPassedThroughWhole) {
   EXPECT_EQ(bad.lines[2], "see https://example.net/help");
   expect_reply(good, 250, "2.1.5");
   EXPECT_TRUE(connected);  // a refused recipient is an answer, not a broken connection
-  EXPECT_EQ(up.lines().back(), "QUIT");
-  EXPECT_EQ(up.lines()[up.lines().size() - 2], "RSET");  // the transaction was open: RSET first
+  ASSERT_GE(lines.size(), 2u);
+  EXPECT_EQ(lines.back(), "QUIT");
+  EXPECT_EQ(lines[lines.size() - 2], "RSET");  // the transaction was open: RSET first
 }
-
 TEST(UpstreamClient, ReplyCutMidLineThenClosedIsOurOwn451) {
-  asio::io_context io;
-  FakeSmtp up(io);
-  up.serve([](Peer& p) -> Task<void> {
-    co_await p.greet();
-    co_await p.expect("MAIL FROM:");
-    co_await p.send("250 2.1");  // no line end, then gone
-    p.close();
-  });
-  auto cfg = config_for({up.address()});
-  net::Reply r;
-  bool connected = true;
-  run(io, [&]() -> Task<void> {
-    upstream::UpstreamClient c(io.get_executor(), cfg, nullptr);
-    EXPECT_EQ((co_await c.open(client_conn())).code, 250);
-    r = co_await c.mail(tx_with("a@example.org"));
-    connected = c.connected();
-  }, [&] { up.stop(); });
-  expect_reply(r, 451, "4.4.2");  // never the half-read 250
-  EXPECT_NE(r.text().find("closed the connection"), std::string::npos) << r.text();
-  EXPECT_FALSE(connected);
+  auto m = mail_answered_with("250 2.1", true);  // no line end, then gone
+  expect_reply(m.reply, 451, "4.4.2");           // never the half-read 250
+  EXPECT_NE(m.reply.text().find("closed the connection"), std::string::npos) << m.reply.text();
+  EXPECT_FALSE(m.connected);
 }
 
 TEST(UpstreamClient, GarbageInsteadOfAReplyCodeIs451AndDropsTheConnection) {
-  asio::io_context io;
-  FakeSmtp up(io);
-  up.serve([](Peer& p) -> Task<void> {
-    co_await p.greet();
-    co_await p.expect("MAIL FROM:");
-    co_await p.send("hello, I am not an SMTP server\r\n");
-  });
-  auto cfg = config_for({up.address()});
-  net::Reply r, after;
-  bool connected = true;
-  run(io, [&]() -> Task<void> {
-    upstream::UpstreamClient c(io.get_executor(), cfg, nullptr);
-    EXPECT_EQ((co_await c.open(client_conn())).code, 250);
-    r = co_await c.mail(tx_with("a@example.org"));
-    connected = c.connected();
-    after = co_await c.rcpt("b@example.net");  // nothing is sent on a dropped connection
-  }, [&] { up.stop(); });
-  expect_reply(r, 451, "4.4.2");
-  EXPECT_NE(r.text().find("malformed"), std::string::npos) << r.text();
-  EXPECT_FALSE(connected);
-  expect_reply(after, 451, "4.4.2");
-  for (auto& l : up.lines()) EXPECT_EQ(l.find("RCPT"), std::string::npos) << l;
+  auto m = mail_answered_with("hello, I am not an SMTP server\r\n");
+  expect_reply(m.reply, 451, "4.4.2");
+  EXPECT_NE(m.reply.text().find("malformed"), std::string::npos) << m.reply.text();
+  EXPECT_FALSE(m.connected);
+  expect_reply(m.next_rcpt, 451, "4.4.2");
+  for (auto& l : m.upstream_lines) EXPECT_EQ(l.find("RCPT"), std::string::npos) << l;  // nothing sent after
 }
 
 TEST(UpstreamClient, MultiLineReplyWhoseCodeChangesIsMalformed) {
-  asio::io_context io;
-  FakeSmtp up(io);
-  up.serve([](Peer& p) -> Task<void> {
-    co_await p.greet();
-    co_await p.expect("MAIL FROM:");
-    co_await p.send("550-5.7.1 first\r\n250 2.1.0 Ok\r\n");
-  });
-  auto cfg = config_for({up.address()});
-  net::Reply r;
-  run(io, [&]() -> Task<void> {
-    upstream::UpstreamClient c(io.get_executor(), cfg, nullptr);
-    EXPECT_EQ((co_await c.open(client_conn())).code, 250);
-    r = co_await c.mail(tx_with("a@example.org"));
-  }, [&] { up.stop(); });
-  expect_reply(r, 451, "4.4.2");  // the trailing 250 must not count as a success
+  auto m = mail_answered_with("550-5.7.1 first\r\n250 2.1.0 Ok\r\n");
+  expect_reply(m.reply, 451, "4.4.2");  // the trailing 250 must not count as a success
+  EXPECT_FALSE(m.connected);
+}
+
+TEST(UpstreamClient, OverLongReplyLineIs451) {
+  auto m = mail_answered_with("250 2.1.0 " + std::string(10000, 'x') + "\r\n");
+  expect_reply(m.reply, 451, "4.4.2");
+}
+
+TEST(UpstreamClient, ReplyTimeoutIs451AndDropsTheConnection) {
+  auto m = mail_answered_with("", false, 300ms);  // no answer: the client's command_timeout ends the wait
+  expect_reply(m.reply, 451, "4.4.2");
+  EXPECT_NE(m.reply.text().find("timed out"), std::string::npos) << m.reply.text();
+  EXPECT_FALSE(m.connected);
+}
+
+TEST(UpstreamClient, TemporaryRefusalIsPassedThroughAndTheConnectionKept) {
+  auto m = mail_answered_with("452 4.3.1 Insufficient system storage\r\n");
+  expect_reply(m.reply, 452, "4.3.1");
+  EXPECT_TRUE(m.connected);
 }
 
 TEST(UpstreamClient, PositiveReplyThatDoesNotFitTheStageIs451) {
-  asio::io_context io;
-  FakeSmtp up(io);
-  up.serve([](Peer& p) -> Task<void> {
-    co_await p.greet();
-    co_await p.expect("MAIL FROM:");
-    co_await p.send("250 2.1.0 Ok\r\n");
-    co_await p.expect("RCPT TO:");
-    co_await p.send("354 go ahead\r\n");
-  });
-  auto cfg = config_for({up.address()});
   net::Reply r;
-  run(io, [&]() -> Task<void> {
-    upstream::UpstreamClient c(io.get_executor(), cfg, nullptr);
-    EXPECT_EQ((co_await c.open(client_conn())).code, 250);
-    EXPECT_EQ((co_await c.mail(tx_with("a@example.org"))).code, 250);
-    r = co_await c.rcpt("b@example.net");
-  }, [&] { up.stop(); });
+  with_upstream(
+      [](Peer& p) -> Task<void> {
+        co_await p.expect("MAIL FROM:");
+        co_await p.send("250 2.1.0 Ok\r\n");
+        co_await p.expect("RCPT TO:");
+        co_await p.send("354 go ahead\r\n");
+      },
+      [&](upstream::UpstreamClient& c) -> Task<void> {
+        EXPECT_EQ((co_await c.mail(tx_with("a@example.org"))).code, 250);
+        r = co_await c.rcpt("b@example.net");
+      });
   expect_reply(r, 451, "4.4.2");
 }
 
@@ -250,59 +262,32 @@ TEST(UpstreamClient, StaleConnectionClosedBeforeWeWriteIs451) {
 }
 
 TEST(UpstreamClient, DotStuffsTheMessageAndPassesTheFinalReply) {
-  asio::io_context io;
-  FakeSmtp up(io);
   std::vector<std::string> body;
-  up.serve([&](Peer& p) -> Task<void> {
-    co_await p.greet();
-    co_await p.expect("MAIL FROM:<a@example.org>");
-    co_await p.send("250 2.1.0 Ok\r\n");
-    co_await p.expect("RCPT TO:<b@example.net>");
-    co_await p.send("250 2.1.5 Ok\r\n");
-    co_await p.expect("DATA");
-    co_await p.send("354 End data with <CR><LF>.<CR><LF>\r\n");
-    body = co_await p.message();
-    co_await p.send("250 2.0.0 Ok: queued as ABC123\r\n");
-  });
-  auto cfg = config_for({up.address()});
   net::Reply fin;
-  run(io, [&]() -> Task<void> {
-    upstream::UpstreamClient c(io.get_executor(), cfg, nullptr);
-    EXPECT_EQ((co_await c.open(client_conn())).code, 250);
-    auto tx = tx_with("a@example.org", "Subject: hi\r\n\r\n.leading dot\r\nlast line without end");
-    EXPECT_EQ((co_await c.mail(tx)).code, 250);
-    EXPECT_EQ((co_await c.rcpt("b@example.net")).code, 250);
-    fin = co_await c.data(tx, "X-Top: 1\r\n");
-    co_await c.quit();
-  }, [&] { up.stop(); });
+  with_upstream(
+      [&](Peer& p) -> Task<void> {
+        co_await p.expect("MAIL FROM:<a@example.org>");
+        co_await p.send("250 2.1.0 Ok\r\n");
+        co_await p.expect("RCPT TO:<b@example.net>");
+        co_await p.send("250 2.1.5 Ok\r\n");
+        co_await p.expect("DATA");
+        co_await p.send("354 End data with <CR><LF>.<CR><LF>\r\n");
+        body = co_await p.message();
+        co_await p.send("250 2.0.0 Ok: queued as ABC123\r\n");
+      },
+      [&](upstream::UpstreamClient& c) -> Task<void> {
+        auto tx = tx_with("a@example.org", "Subject: hi\r\n\r\n.leading dot\r\nlast line without end");
+        EXPECT_EQ((co_await c.mail(tx)).code, 250);
+        EXPECT_EQ((co_await c.rcpt("b@example.net")).code, 250);
+        fin = co_await c.data(tx, "X-Top: 1\r\n");
+        co_await c.quit();
+      });
   expect_reply(fin, 250, "2.0.0");
   ASSERT_EQ(fin.lines.size(), 1u);
   EXPECT_EQ(fin.lines[0], "Ok: queued as ABC123");
   std::vector<std::string> want{"X-Top: 1", "Subject: hi", "", "..leading dot", "last line without end"};
   EXPECT_EQ(body, want);
 }
-
-TEST(UpstreamClient, TemporaryRefusalIsPassedThroughAndTheConnectionKept) {
-  asio::io_context io;
-  FakeSmtp up(io);
-  up.serve([](Peer& p) -> Task<void> {
-    co_await p.greet();
-    co_await p.expect("MAIL FROM:");
-    co_await p.send("452 4.3.1 Insufficient system storage\r\n");
-  });
-  auto cfg = config_for({up.address()});
-  net::Reply r;
-  bool connected = false;
-  run(io, [&]() -> Task<void> {
-    upstream::UpstreamClient c(io.get_executor(), cfg, nullptr);
-    EXPECT_EQ((co_await c.open(client_conn())).code, 250);
-    r = co_await c.mail(tx_with("a@example.org"));
-    connected = c.connected();
-  }, [&] { up.stop(); });
-  expect_reply(r, 452, "4.3.1");
-  EXPECT_TRUE(connected);
-}
-
 TEST(UpstreamClient, FailsOverWhenTheFirstServerRefusesTheConnection) {
   asio::io_context io;
   RefusingPort dead(io);
@@ -382,41 +367,3 @@ TEST(UpstreamClient, NoServerReachableIs451_441) {
   EXPECT_FALSE(connected);
 }
 
-TEST(UpstreamClient, ReplyTimeoutIs451AndDropsTheConnection) {
-  asio::io_context io;
-  FakeSmtp up(io);
-  up.serve([](Peer& p) -> Task<void> {
-    co_await p.greet();
-    co_await p.expect("MAIL FROM:");
-    // no answer: the client's command_timeout ends the wait
-  });
-  auto cfg = config_for({up.address()});
-  cfg.upstream.command_timeout = 300ms;
-  net::Reply r;
-  run(io, [&]() -> Task<void> {
-    upstream::UpstreamClient c(io.get_executor(), cfg, nullptr);
-    EXPECT_EQ((co_await c.open(client_conn())).code, 250);
-    r = co_await c.mail(tx_with("a@example.org"));
-    EXPECT_FALSE(c.connected());
-  }, [&] { up.stop(); });
-  expect_reply(r, 451, "4.4.2");
-  EXPECT_NE(r.text().find("timed out"), std::string::npos) << r.text();
-}
-
-TEST(UpstreamClient, OverLongReplyLineIs451) {
-  asio::io_context io;
-  FakeSmtp up(io);
-  up.serve([](Peer& p) -> Task<void> {
-    co_await p.greet();
-    co_await p.expect("MAIL FROM:");
-    co_await p.send("250 2.1.0 " + std::string(10000, 'x') + "\r\n");
-  });
-  auto cfg = config_for({up.address()});
-  net::Reply r;
-  run(io, [&]() -> Task<void> {
-    upstream::UpstreamClient c(io.get_executor(), cfg, nullptr);
-    EXPECT_EQ((co_await c.open(client_conn())).code, 250);
-    r = co_await c.mail(tx_with("a@example.org"));
-  }, [&] { up.stop(); });
-  expect_reply(r, 451, "4.4.2");
-}
