@@ -141,6 +141,13 @@ Task<std::string> cmd(Peer& c, std::string line) {
   co_return co_await reply(c);
 }
 
+// Sends each line in turn and collects the replies.
+Task<std::vector<std::string>> say(Peer& c, std::vector<std::string> lines) {
+  std::vector<std::string> out;
+  for (auto& l : lines) out.push_back(co_await cmd(c, l));
+  co_return out;
+}
+
 // Reads the greeting and says EHLO; with `sender`, MAIL too (each reply checked).
 Task<void> hello(Peer& c, std::string sender = "") {
   EXPECT_EQ((co_await reply(c)).substr(0, 4), "220 ");
@@ -189,12 +196,14 @@ TEST(Session, DeliversAMessageAndPassesTheUpstreamsOwn250) {
   h.go([&]() -> Task<void> {
     auto c = co_await h.connect();
     got.push_back(co_await reply(*c));
-    got.push_back(co_await cmd(*c, "EHLO client.example"));
-    got.push_back(co_await cmd(*c, "MAIL FROM:<alice@example.org>"));
-    got.push_back(co_await cmd(*c, "RCPT TO:<bob@example.test>"));
-    got.push_back(co_await cmd(*c, "DATA"));
-    got.push_back(co_await cmd(*c, "Subject: t\r\n\r\nhello\r\n."));
-    got.push_back(co_await cmd(*c, "QUIT"));
+    const std::vector<std::string> lines{"EHLO client.example",
+                                         "MAIL FROM:<alice@example.org>",
+                                         "RCPT TO:<bob@example.test>",
+                                         "DATA",
+                                         "Subject: t\r\n\r\nhello\r\n.",
+                                         "QUIT"};
+    auto replies = co_await say(*c, lines);
+    got.insert(got.end(), replies.begin(), replies.end());
     co_await c->until_closed();
   });
   ASSERT_EQ(got.size(), 7u);
@@ -261,9 +270,11 @@ TEST(Session, APluginRefusalOfOneRecipientRefusesThatOneOnly) {
   h.go([&]() -> Task<void> {
     auto c = co_await h.connect();
     co_await hello(*c, "alice@example.org");
-    got.push_back(co_await cmd(*c, "RCPT TO:<nobody@example.invalid>"));
-    got.push_back(co_await cmd(*c, "RCPT TO:<bob@example.test>"));
-    got.push_back(co_await cmd(*c, "RSET"));
+    const std::vector<std::string> lines{"RCPT TO:<nobody@example.invalid>",
+                                         "RCPT TO:<bob@example.test>",
+                                         "RSET"};
+    auto replies = co_await say(*c, lines);
+    got.insert(got.end(), replies.begin(), replies.end());
     co_await bye(*c);
   });
   EXPECT_EQ(got, (std::vector<std::string>{"550 5.1.1 no such user", "250 2.1.5 Ok", "250 2.0.0 Ok"}));
@@ -293,15 +304,17 @@ TEST(Session, CommandsOutOfSequenceGet503AndUnknownOnes500) {
   h.go([&]() -> Task<void> {
     auto c = co_await h.connect();
     co_await reply(*c);
-    got.push_back(co_await cmd(*c, "MAIL FROM:<a@example.org>"));
-    got.push_back(co_await cmd(*c, "HELO client.example"));
-    got.push_back(co_await cmd(*c, "RCPT TO:<b@example.test>"));
-    got.push_back(co_await cmd(*c, "DATA"));
-    got.push_back(co_await cmd(*c, "DATA now"));
-    got.push_back(co_await cmd(*c, "FROB"));
-    got.push_back(co_await cmd(*c, "NOOP"));
-    got.push_back(co_await cmd(*c, "BDAT 10 LAST"));
-    got.push_back(co_await cmd(*c, "QUIT"));
+    const std::vector<std::string> lines{"MAIL FROM:<a@example.org>",
+                                         "HELO client.example",
+                                         "RCPT TO:<b@example.test>",
+                                         "DATA",
+                                         "DATA now",
+                                         "FROB",
+                                         "NOOP",
+                                         "BDAT 10 LAST",
+                                         "QUIT"};
+    auto replies = co_await say(*c, lines);
+    got.insert(got.end(), replies.begin(), replies.end());
     co_await c->until_closed();
   });
   ASSERT_EQ(got.size(), 9u);
@@ -406,9 +419,11 @@ TEST(Session, ARejectAtConnectIs554Then503ToAllButQuit) {
   h.go([&]() -> Task<void> {
     auto c = co_await h.connect();
     got.push_back(co_await reply(*c));
-    got.push_back(co_await cmd(*c, "EHLO client.example"));
-    got.push_back(co_await cmd(*c, "MAIL FROM:<a@example.org>"));
-    got.push_back(co_await cmd(*c, "QUIT"));
+    const std::vector<std::string> lines{"EHLO client.example",
+                                         "MAIL FROM:<a@example.org>",
+                                         "QUIT"};
+    auto replies = co_await say(*c, lines);
+    got.insert(got.end(), replies.begin(), replies.end());
     co_await c->until_closed();
   });
   EXPECT_EQ(got, (std::vector<std::string>{"554 5.7.1 gw.test Connection refused", "503 5.5.1 Bad sequence of commands",
