@@ -28,11 +28,7 @@ from rspamdserver import RspamdServer  # noqa: E402
 
 def start_gateway(tmp, sink_port, args, pipeline, body):
     gw = Gateway(tmp, body, pipeline=pipeline, upstream_ports=[sink_port], threads=args.threads,
-                 max_connections=10000)
-    with open(gw.config_path) as f:
-        text = f.read()
-    with open(gw.config_path, "w") as f:
-        f.write(text.replace('level = "debug"', 'level = "info"'))
+                 max_connections=10000, log_level="info")
     return gw.start()
 
 

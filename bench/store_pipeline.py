@@ -45,11 +45,7 @@ auto_whitelist_after = 0
 
 def start_gateway(tmp, sink_port, args, pipeline, body):
     gw = Gateway(tmp, body, pipeline=pipeline, upstream_ports=[sink_port], threads=args.threads,
-                 max_connections=10000)
-    with open(gw.config_path) as f:
-        text = f.read()
-    with open(gw.config_path, "w") as f:
-        f.write(text.replace('level = "debug"', 'level = "%s"' % args.log_level))
+                 max_connections=10000, log_level=args.log_level)
     gw.start()
     if "greylist" in pipeline:  # pass the triplet smtp-source uses
         code, _ = send_message(gw.port, sender="bench@sender.test", rcpts=("rcpt@example.test",))

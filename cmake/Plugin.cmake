@@ -3,6 +3,9 @@
 function(gateway_plugin name)
   cmake_parse_arguments(P "" "" "SOURCES;LIBS" ${ARGN})
   add_library(plugin_${name} OBJECT ${P_SOURCES})
-  target_link_libraries(plugin_${name} PUBLIC gateway_core ${P_LIBS})
+  # A plugin sees its own folder, gateway/core and the leaves; never another plugin, gateway/smtp,
+  # gateway/upstream or lua/ (cmake/Layers.cmake).
+  gateway_include_root(plugin_${name} plugins/${name})
+  target_link_libraries(plugin_${name} PUBLIC gw_core gw_dns gw_store gw_observe gw_config ${P_LIBS})
   set_property(GLOBAL APPEND PROPERTY GATEWAY_PLUGIN_TARGETS plugin_${name})
 endfunction()

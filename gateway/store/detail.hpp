@@ -6,17 +6,16 @@
 #include <string>
 #include <string_view>
 
+#include "gateway/store/store.hpp"
+
 namespace gw::store::detail {
 
-inline std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
+using gw::store::now_ms;
+using gw::store::parse_int;
 inline std::int64_t now_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-// Whole decimal integer (optional leading '-'), nothing else.
-std::optional<std::int64_t> parse_int(std::string_view s);
 
 // Lower-case hex SHA-1 / SHA-256 of `data`.
 std::string sha1_hex(std::string_view data);

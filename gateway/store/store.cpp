@@ -12,8 +12,6 @@
 
 namespace gw::store {
 
-namespace detail {
-
 std::optional<std::int64_t> parse_int(std::string_view s) {
   std::int64_t v = 0;
   if (s.empty()) return std::nullopt;
@@ -21,6 +19,8 @@ std::optional<std::int64_t> parse_int(std::string_view s) {
   if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
   return v;
 }
+
+namespace detail {
 
 static std::string digest_hex(std::string_view data, const EVP_MD* md) {
   unsigned char out[EVP_MAX_MD_SIZE];

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
@@ -15,6 +16,13 @@
 namespace gw::config { struct StoreConfig; }
 
 namespace gw::store {
+
+// Values are strings. A plugin that keeps a number (a counter, a time in ms since the epoch) reads
+// it back with parse_int: a whole decimal integer (optional leading '-'), nothing else.
+std::optional<std::int64_t> parse_int(std::string_view s);
+inline std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
 
 template <typename T>
 struct Result {

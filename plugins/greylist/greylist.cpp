@@ -10,7 +10,6 @@
 #include "gateway/core/plugin.hpp"
 #include "gateway/observe/log.hpp"
 #include "gateway/observe/metrics.hpp"
-#include "gateway/store/detail.hpp"
 #include "gateway/store/keys.hpp"
 #include "gateway/store/store.hpp"
 
@@ -66,7 +65,7 @@ class Greylist : public Plugin {
       if (it == tx.facts.end()) {
         auto c = co_await store_->get("gl:c:" + net);
         if (!c.ok) co_return store_error(tx, c.error);
-        auto n = c.value ? store::detail::parse_int(*c.value).value_or(0) : 0;
+        auto n = c.value ? store::parse_int(*c.value).value_or(0) : 0;
         it = tx.facts.emplace("greylist.client", n >= s_.auto_whitelist_after ? "whitelisted" : "greylisted").first;
       }
       if (it->second == "whitelisted") co_return Verdict::next();
@@ -82,14 +81,14 @@ class Greylist : public Plugin {
       co_return Verdict::next();
     }
 
-    const std::int64_t now = store::detail::now_ms();
+    const std::int64_t now = store::now_ms();
     auto first = co_await store_->set_if_absent("gl:t:" + triplet, std::to_string(now), s_.expire);
     if (!first.ok) co_return store_error(tx, first.error);
     std::int64_t waited = 0;
     if (!first.value) {
       auto t = co_await store_->get("gl:t:" + triplet);
       if (!t.ok) co_return store_error(tx, t.error);
-      if (t.value) waited = now - store::detail::parse_int(*t.value).value_or(now);
+      if (t.value) waited = now - store::parse_int(*t.value).value_or(now);
     }
     if (first.value || waited < s_.delay.count()) {
       const std::int64_t left = std::max<std::int64_t>(1, (s_.delay.count() - waited + 999) / 1000);

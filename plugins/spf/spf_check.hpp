@@ -1,6 +1,6 @@
 // One SPF check (RFC 7208) with libspf2 on the gateway's asynchronous resolver.
 //
-// libspf2 asks its DNS layer synchronously. Ours (see spf_check.cpp) serves answers only from a
+// libspf2 asks its DNS layer synchronously. Ours (libspf2_run.cpp) serves answers only from a
 // per-check table; a name not in it is noted and answered "try again", which makes libspf2 stop
 // with temperror. check() then co_awaits the resolver for the noted names and runs libspf2 again,
 // until a run needs nothing new (bounded rounds). No thread ever waits on the network.

@@ -10,7 +10,7 @@ import pytest
 
 from dkimtools import dkimpy_verify_all, mail_dkim_verify
 from dnsserver import DnsServer
-from gwtest import BUILD, send_message
+from gwtest import BUILD, send_message, transaction
 
 BIN = os.path.join(BUILD, "smtp-gateway")
 
@@ -258,15 +258,15 @@ def test_sighup_reloads_keys_and_keeps_old_on_error(tmp_path, sink, gateway_fact
 
 
 def test_authenticated_submission_is_signed(tmp_path, sink, keys, dns):
-    from edgetest import crypt_hash, gateway_config, greet, make_cert, plain, start_gateway, transaction
+    from edgetest import crypt_hash, gateway_config, greet, make_cert, plain, start_gateway
     cert, key = make_cert(tmp_path)
     users = tmp_path / "users"
     users.write_text("alice:%s\n" % crypt_hash("s3cret", "$6$"))
-    text = gateway_config([dict(role="submission", tls="implicit")], trusted=[], relay=["example.test"],
-                          head='pipeline = ["dkim_sign"]\n',
-                          body='\n[tls]\ncertificate = "%s"\nprivate_key = "%s"\n\n[auth]\nusers_file = "%s"\n'
-                               % (cert, key, users) + sign_config(key_entry(keys["rsa"])))
-    gw = start_gateway(tmp_path, text, [sink.port], threads=1)
+    config = gateway_config([dict(role="submission", tls="implicit")], trusted=[], relay=["example.test"],
+                            pipeline=["dkim_sign"],
+                            body='\n[tls]\ncertificate = "%s"\nprivate_key = "%s"\n\n[auth]\nusers_file = "%s"\n'
+                                 % (cert, key, users) + sign_config(key_entry(keys["rsa"])))
+    gw = start_gateway(tmp_path, config, [sink.port], threads=1)
     try:
         # not authenticated, not trusted: relayed to a local domain, never signed
         c = greet(gw.port, implicit=True)

@@ -186,7 +186,7 @@ def test_from_field_problems_are_permerror(tmp_path, sink, dns):
 
 
 def test_trusted_client_gets_no_query(tmp_path, sink, dns):
-    gw = dmarc_gateway(tmp_path, sink, dns, trusted='"192.0.2.200/32"')
+    gw = dmarc_gateway(tmp_path, sink, dns, trusted=["192.0.2.200/32"])
     before = len([n for n, _ in dns.log if n == "_dmarc.pct100.test"])
     code, _, m = send(gw, sink, "192.0.2.200", "a@pct100.test", message("a@pct100.test"))
     assert code == 250

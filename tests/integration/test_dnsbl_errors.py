@@ -139,7 +139,7 @@ def test_authenticated_clients_are_never_refused(tmp_path, sink, dns, reject_at)
     users = tmp_path / "users"
     users.write_text("alice:%s\n" % crypt_hash("alice-pw", "$6$"))
     sub = free_port()
-    listeners = '\n[[listener]]\naddress = "127.0.0.1:%d"\nrole = "submission"\ntls = "starttls"\n' % sub
+    listeners = [dict(port=sub, role="submission", tls="starttls")]
     body = config("ignore", reject_at) + '\n[tls]\ncertificate = "%s"\nprivate_key = "%s"\n\n[auth]\nusers_file = "%s"\n' % (
         cert, key, users)
     gw = dnsbl_gateway(tmp_path, sink, dns.address, body, listeners=listeners)

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from gwtest import Gateway
+from gwtest import Gateway, transaction
 from edgetest import (b64, crypt_hash, gateway_config, greet, make_cert, plain, start_gateway,
-                      transaction, wait_log)
+                      wait_log)
 
 PASSWORDS = {"alice": "alice-pw", "bob": "bob pw with spaces", "carol": "c4rol!"}
 
@@ -29,12 +29,12 @@ def auth_gw(tmp_path, sink):
     cert, key = make_cert(tmp_path)
     users = str(tmp_path / "users")
     write_users(users)
-    text = gateway_config(
+    config = gateway_config(
         [dict(role="submission", tls="starttls"), dict(role="submission", tls="implicit", require_auth=True),
          dict()],
         upstream="xclient = true\n", trusted=[], relay=["example.test"],
         body='\n[tls]\ncertificate = "%s"\nprivate_key = "%s"\n\n[auth]\nusers_file = "%s"\n' % (cert, key, users))
-    gw = start_gateway(tmp_path, text, [sink.port], threads=1)
+    gw = start_gateway(tmp_path, config, [sink.port], threads=1)
     gw.implicit, gw.inbound, gw.users = gw.ports[1], gw.ports[2], users
     yield gw
     gw.stop()
@@ -160,9 +160,9 @@ def test_hashing_does_not_stall_the_event_loop(tmp_path, sink):
     users = str(tmp_path / "users")
     with open(users, "w") as f:
         f.write("slow:%s\n" % crypt_hash("pw", "$2b$", 14))
-    text = gateway_config([dict(role="submission", tls="implicit")],
-                          body='\n[tls]\ncertificate = "%s"\nprivate_key = "%s"\n[auth]\nusers_file = "%s"\n' % (cert, key, users))
-    gw = start_gateway(tmp_path, text, [sink.port], threads=1)
+    config = gateway_config([dict(role="submission", tls="implicit")],
+                            body='\n[tls]\ncertificate = "%s"\nprivate_key = "%s"\n[auth]\nusers_file = "%s"\n' % (cert, key, users))
+    gw = start_gateway(tmp_path, config, [sink.port], threads=1)
     try:
         slow = greet(gw.port, implicit=True)
         other = greet(gw.port, implicit=True)
@@ -217,9 +217,9 @@ def test_auth_exchange_timeout(tmp_path, sink):
     cert, key = make_cert(tmp_path)
     users = str(tmp_path / "users")
     write_users(users)
-    text = gateway_config([dict(role="submission", tls="implicit")],
-                          body='\n[tls]\ncertificate = "%s"\nprivate_key = "%s"\n[auth]\nusers_file = "%s"\n' % (cert, key, users))
-    gw = start_gateway(tmp_path, text, [sink.port], command_timeout="1s")
+    config = gateway_config([dict(role="submission", tls="implicit")],
+                            body='\n[tls]\ncertificate = "%s"\nprivate_key = "%s"\n[auth]\nusers_file = "%s"\n' % (cert, key, users))
+    gw = start_gateway(tmp_path, config, [sink.port], command_timeout="1s")
     try:
         c = greet(gw.port, implicit=True)
         assert c.cmd("AUTH LOGIN")[0] == 334
@@ -235,9 +235,9 @@ def test_auth_exchange_timeout(tmp_path, sink):
 def test_require_auth_without_tls_is_a_config_error(tmp_path, sink):
     users = str(tmp_path / "users")
     write_users(users)
-    text = gateway_config([dict(role="submission", require_auth=True)],
-                          body='\n[auth]\nusers_file = "%s"\n' % users)
-    gw = Gateway(tmp_path, full_config=text, upstream_ports=[sink.port])
+    config = gateway_config([dict(role="submission", require_auth=True)],
+                            body='\n[auth]\nusers_file = "%s"\n' % users)
+    gw = Gateway(tmp_path, upstream_ports=[sink.port], **config)
     r = subprocess.run([gw.binary, "--check-config", "--config", gw.config_path], capture_output=True)
     assert r.returncode == 1
     assert b"require_auth" in r.stderr and (gw.config_path + ":").encode() in r.stderr, r.stderr

@@ -35,9 +35,9 @@ def delta(a, b, key):
 
 
 def test_counters_move(tmp_path, sink):
-    text = gateway_config([{}], head='pipeline = ["test_a"]\n', relay=["example.test"], trusted=[],
-                          body='\n[[plugins.test_a.rules]]\nstage = "rcpt"\ncontains = "deny"\nverdict = "reject"\n')
-    gw = start_gateway(tmp_path, text, [sink.port], binary="smtp-gateway-test", max_connections=6)
+    config = gateway_config([{}], pipeline=["test_a"], relay=["example.test"], trusted=[],
+                            body='\n[[plugins.test_a.rules]]\nstage = "rcpt"\ncontains = "deny"\nverdict = "reject"\n')
+    gw = start_gateway(tmp_path, config, [sink.port], binary="smtp-gateway-test", max_connections=6)
     try:
         m0 = snapshot(gw)
         # every family is there from the start, at 0

@@ -6,9 +6,8 @@ import shutil
 
 import pytest
 
-from gwtest import Client
-from edgetest import (PostfixInstance, TlsClient, crypt_hash, gateway_config, make_cert, plain, start_gateway,
-                      transaction)
+from gwtest import Client, transaction
+from edgetest import (PostfixInstance, TlsClient, crypt_hash, gateway_config, make_cert, plain, start_gateway)
 
 pytestmark = pytest.mark.skipif(not shutil.which("postfix") or os.geteuid() != 0,
                                 reason="needs Debian's postfix and root to start a private instance")
@@ -33,8 +32,8 @@ def proxied_session(port, address, helo):
 
 
 def test_postfix_accepts_xclient_and_sees_the_real_client(tmp_path, sink, postfix):
-    text = gateway_config([dict(proxy_protocol=True)], upstream="xclient = true\n", trusted=[], relay=[])
-    gw = start_gateway(tmp_path, text, [postfix.port])
+    config = gateway_config([dict(proxy_protocol=True)], upstream="xclient = true\n", trusted=[], relay=[])
+    gw = start_gateway(tmp_path, config, [postfix.port])
     try:
         c = proxied_session(gw.port, "203.0.113.50", "real-client.test")
         code, lines = transaction(c, rcpts=("bob@example.test",))
@@ -62,8 +61,8 @@ def test_postfix_accepts_xclient_and_sees_the_real_client(tmp_path, sink, postfi
 
 
 def test_without_xclient_postfix_sees_the_gateway_and_the_gateway_adds_received(tmp_path, sink, postfix):
-    text = gateway_config([dict(proxy_protocol=True)], upstream="xclient = false\n", trusted=[], relay=[])
-    gw = start_gateway(tmp_path, text, [postfix.port])
+    config = gateway_config([dict(proxy_protocol=True)], upstream="xclient = false\n", trusted=[], relay=[])
+    gw = start_gateway(tmp_path, config, [postfix.port])
     try:
         c = proxied_session(gw.port, "203.0.113.52", "real-client.test")
         code, lines = transaction(c, rcpts=("bob@example.test",))
@@ -82,11 +81,11 @@ def test_postfix_takes_xclient_login_and_ipv6(tmp_path, sink, postfix):
     users = str(tmp_path / "users")
     with open(users, "w") as f:
         f.write("alice:%s\n" % crypt_hash("pw", "$6$"))
-    text = gateway_config([dict(proxy_protocol=True, role="submission", tls="implicit")],
-                          upstream="xclient = true\n", trusted=[], relay=[],
-                          body='\n[tls]\ncertificate = "%s"\nprivate_key = "%s"\n[auth]\nusers_file = "%s"\n'
-                               % (cert, key, users))
-    gw = start_gateway(tmp_path, text, [postfix.port])
+    config = gateway_config([dict(proxy_protocol=True, role="submission", tls="implicit")],
+                            upstream="xclient = true\n", trusted=[], relay=[],
+                            body='\n[tls]\ncertificate = "%s"\nprivate_key = "%s"\n[auth]\nusers_file = "%s"\n'
+                                 % (cert, key, users))
+    gw = start_gateway(tmp_path, config, [postfix.port])
     try:
         c = TlsClient(gw.port)
         c.send("PROXY TCP6 2001:db8::77 2001:db8::1 40124 465\r\n")

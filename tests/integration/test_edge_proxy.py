@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from gwtest import Client
-from edgetest import BioTlsClient, gateway_config, make_cert, start_gateway, transaction, wait_log
+from gwtest import Client, transaction
+from edgetest import BioTlsClient, gateway_config, make_cert, start_gateway, wait_log
 
 V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 
@@ -30,8 +30,8 @@ def v2(src, dst, sport, dport, tlv=b""):
 
 @pytest.fixture
 def proxy_gw(tmp_path, sink):
-    text = gateway_config([dict(proxy_protocol=True), dict()], relay=["example.test"])
-    gw = start_gateway(tmp_path, text, [sink.port])
+    config = gateway_config([dict(proxy_protocol=True), dict()], relay=["example.test"])
+    gw = start_gateway(tmp_path, config, [sink.port])
     gw.plain = gw.ports[1]
     yield gw
     gw.stop()
@@ -39,8 +39,8 @@ def proxy_gw(tmp_path, sink):
 
 @pytest.fixture
 def xclient_gw(tmp_path, sink):
-    text = gateway_config([dict(proxy_protocol=True)], upstream="xclient = true\n", relay=["example.test"])
-    gw = start_gateway(tmp_path, text, [sink.port])
+    config = gateway_config([dict(proxy_protocol=True)], upstream="xclient = true\n", relay=["example.test"])
+    gw = start_gateway(tmp_path, config, [sink.port])
     yield gw
     gw.stop()
 
@@ -141,9 +141,9 @@ def test_header_and_client_hello_in_one_packet_on_implicit_tls(tmp_path, sink, v
     """HAProxy in front of port 465 sends the PROXY header and the client's ClientHello together:
     the bytes read past the header are the start of the TLS handshake, not lost."""
     cert, key = make_cert(tmp_path)
-    text = gateway_config([dict(proxy_protocol=True, tls="implicit")],
-                          body='\n[tls]\ncertificate = "%s"\nprivate_key = "%s"\n' % (cert, key))
-    gw = start_gateway(tmp_path, text, [sink.port])
+    config = gateway_config([dict(proxy_protocol=True, tls="implicit")],
+                            body='\n[tls]\ncertificate = "%s"\nprivate_key = "%s"\n' % (cert, key))
+    gw = start_gateway(tmp_path, config, [sink.port])
     try:
         header = v1("203.0.113.30") if version == 1 else v2("203.0.113.30", "192.0.2.1", 40000, 465)
         c = BioTlsClient(gw.port, prefix=header, timeout=10)

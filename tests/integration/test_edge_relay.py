@@ -2,8 +2,8 @@
 the upstream. Trusted clients relay anywhere (authenticated ones: test_edge_auth)."""
 import pytest
 
-from gwtest import open_session
-from edgetest import gateway_config, start_gateway, transaction
+from gwtest import open_session, transaction
+from edgetest import gateway_config, start_gateway
 
 DOMAINS = ["example.test", ".sub.example.test"]
 

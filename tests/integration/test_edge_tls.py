@@ -10,18 +10,18 @@ import subprocess
 
 import pytest
 
-from edgetest import (TlsClient, gateway_config, greet, make_cert, start_gateway, transaction,
-                      wait_log)
+from gwtest import transaction
+from edgetest import TlsClient, gateway_config, greet, make_cert, start_gateway, wait_log
 
 
 @pytest.fixture
 def tls_gw(tmp_path, sink):
     """Listeners: starttls (gw.port), implicit (gw.implicit), starttls with require_tls (gw.strict)."""
     cert, key = make_cert(tmp_path, "gw.test")
-    text = gateway_config(
+    config = gateway_config(
         [dict(tls="starttls"), dict(tls="implicit"), dict(tls="starttls", require_tls=True)],
         body='\n[tls]\ncertificate = "%s"\nprivate_key = "%s"\n' % (cert, key))
-    gw = start_gateway(tmp_path, text, [sink.port])
+    gw = start_gateway(tmp_path, config, [sink.port])
     gw.implicit, gw.strict, gw.cert, gw.key = gw.ports[1], gw.ports[2], cert, key
     yield gw
     gw.stop()

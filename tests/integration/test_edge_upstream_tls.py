@@ -15,8 +15,8 @@ def tls_sink(tmp_path):
 
 
 def gw_with(tmp_path, sink, mode):
-    text = gateway_config([{}], upstream='tls = "%s"\n' % mode)
-    return start_gateway(tmp_path, text, [sink.port])
+    config = gateway_config([{}], upstream='tls = "%s"\n' % mode)
+    return start_gateway(tmp_path, config, [sink.port])
 
 
 @pytest.mark.parametrize("mode", ["starttls", "required"])

@@ -32,7 +32,7 @@ timeout = "1s"
 [plugins.spf]
 on_temperror = "tempfail"
 """ % port
-    gw = gateway_factory(cfg, upstream_ports=[sink.port], pipeline=["spf"], proxy_protocol="true")
+    gw = gateway_factory(cfg, upstream_ports=[sink.port], pipeline=["spf"], proxy_protocol=True)
     load = SpfLoad(gw.port, sessions=20, per=40, retries=60)
     load.start()
     sink.wait_count(20, timeout=30)

@@ -40,7 +40,7 @@ def fleet(tmp_path, sink, gateway_factory, redis):
 
     def make(plugins="", pipeline=()):
         body = '\n[trusted]\nnetworks = []\n\n[store]\nbackend = "redis"\nredis_url = "%s"\n' % redis.url + plugins
-        gws = [gateway_factory(body, pipeline=list(pipeline), upstream_ports=[sink.port], proxy_protocol="true")
+        gws = [gateway_factory(body, pipeline=list(pipeline), upstream_ports=[sink.port], proxy_protocol=True)
                for _ in range(3)]
         hp = HAProxy(tmp_path, gws).start()
         started.append(hp)

@@ -124,16 +124,17 @@ def test_facts_from_other_plugins(gateway_factory, sink, tmp_path):
 
 
 def test_tls_submission_and_auth_user(tmp_path, sink):
-    from edgetest import TlsClient, crypt_hash, gateway_config, make_cert, plain, start_gateway, transaction
+    from edgetest import TlsClient, crypt_hash, gateway_config, make_cert, plain, start_gateway
+    from gwtest import transaction
     cert, key = make_cert(tmp_path)
     users = tmp_path / "users"
     users.write_text("alice:%s\n" % crypt_hash("pw", "$6$"))
     script = tmp_path / "fields.lua"
     script.write_text(FIELDS)
-    text = gateway_config([dict(role="submission", tls="starttls")], trusted=[], head='pipeline = ["lua"]\n',
-                          body='\n[tls]\ncertificate = "%s"\nprivate_key = "%s"\n\n[auth]\nusers_file = "%s"\n'
-                               '\n[plugins.lua]\nscripts = ["%s"]\n' % (cert, key, users, script))
-    gw = start_gateway(tmp_path, text, [sink.port], threads=1)
+    config = gateway_config([dict(role="submission", tls="starttls")], trusted=[], pipeline=["lua"],
+                            body='\n[tls]\ncertificate = "%s"\nprivate_key = "%s"\n\n[auth]\nusers_file = "%s"\n'
+                                 '\n[plugins.lua]\nscripts = ["%s"]\n' % (cert, key, users, script))
+    gw = start_gateway(tmp_path, config, [sink.port], threads=1)
     try:
         c = TlsClient(gw.port)
         assert c.reply()[0] == 220

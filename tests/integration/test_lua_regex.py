@@ -4,7 +4,7 @@ import os
 import subprocess
 import time
 
-from gwtest import BUILD
+from gwtest import BUILD, free_port, gateway_toml
 from luahelp import send_message, start, write
 
 SCRIPT = r"""
@@ -74,14 +74,11 @@ def test_catastrophic_pattern_is_stopped(gateway_factory, sink, tmp_path):
 
 
 def check_config(tmp_path, sink, script_text):
-    from gwtest import BASE_CONFIG, free_port
     script = write(tmp_path, "bad.lua", script_text)
     cfg = tmp_path / "check.toml"
-    base = BASE_CONFIG.format(command_timeout="30s", data_timeout="60s", max_message_size=1000000, max_recipients=10,
-                              max_connections=10, threads=1, drain_timeout="1s", upstream_timeout="5s",
-                              port=free_port(), metrics_port=free_port(), upstreams='"127.0.0.1:%d"' % sink.port,
-                              proxy_protocol="false")
-    cfg.write_text('pipeline = ["lua"]\n' + base + '\n[plugins.lua]\nscripts = ["%s"]\n' % script)
+    cfg.write_text(gateway_toml(free_port(), free_port(), [sink.port], pipeline=["lua"], max_message_size=1000000,
+                                max_recipients=10, max_connections=10, threads=1, drain_timeout="1s",
+                                upstream_timeout="5s", body='\n[plugins.lua]\nscripts = ["%s"]\n' % script))
     return subprocess.run([os.path.join(BUILD, "smtp-gateway"), "--check-config", "--config", str(cfg)],
                           capture_output=True, text=True, timeout=30)
 

@@ -6,7 +6,7 @@ import subprocess
 import threading
 import time
 
-from gwtest import BUILD, Client
+from gwtest import BUILD, Client, free_port, gateway_toml
 from luahelp import data, send_message, session, start, write
 
 SESSION = r"""
@@ -248,15 +248,16 @@ def test_named_instances(gateway_factory, sink, tmp_path):
 
 def test_instance_table_needs_its_pipeline_entry(tmp_path, sink):
     cfg = tmp_path / "gw.toml"
-    from gwtest import BASE_CONFIG, free_port
-    base = BASE_CONFIG.format(command_timeout="30s", data_timeout="60s", max_message_size=1000000, max_recipients=10,
-                              max_connections=10, threads=1, drain_timeout="1s", upstream_timeout="5s",
-                              port=free_port(), metrics_port=free_port(), upstreams='"127.0.0.1:%d"' % sink.port,
-                              proxy_protocol="false")
     binary = os.path.join(BUILD, "smtp-gateway")
-    cfg.write_text('pipeline = ["lua:allow", "lua:policy"]\n' + base + instances_config(tmp_path))
+    ports = free_port(), free_port()
+
+    def config(pipeline):
+        return gateway_toml(*ports, [sink.port], pipeline=pipeline, max_message_size=1000000,
+                            max_recipients=10, max_connections=10, threads=1, drain_timeout="1s",
+                            upstream_timeout="5s", body=instances_config(tmp_path))
+    cfg.write_text(config(["lua:allow", "lua:policy"]))
     ok = subprocess.run([binary, "--check-config", "--config", str(cfg)], capture_output=True, text=True, timeout=30)
     assert ok.returncode == 0, ok.stderr
-    cfg.write_text('pipeline = ["lua:allow"]\n' + base + instances_config(tmp_path))
+    cfg.write_text(config(["lua:allow"]))
     bad = subprocess.run([binary, "--check-config", "--config", str(cfg)], capture_output=True, text=True, timeout=30)
     assert bad.returncode != 0 and "lua:policy" in bad.stdout + bad.stderr

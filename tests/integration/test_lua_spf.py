@@ -5,7 +5,7 @@ import os
 from dnsserver import DnsServer
 from gwtest import Gateway
 from luahelp import POLICIES, write
-from spftest import SPF_CONFIG, transaction
+from spftest import spf_config, transaction
 
 ZONE = {
     "sender.test": [("TXT", "v=spf1 ip4:192.0.2.10 ~all")],
@@ -22,12 +22,9 @@ end
 
 
 def gateway(tmp_path, sink, dns, scripts):
-    text = SPF_CONFIG.replace('pipeline = ["spf"]', 'pipeline = ["spf", "lua"]')
-    text = text.replace("{dns}", dns.address).replace("{dns_timeout}", "2s").replace("{log_level}", "debug")
-    for k in ("on_fail", "on_softfail", "on_temperror", "on_permerror"):
-        text = text.replace("{%s}" % k, "tag")
-    text += "\n[plugins.lua]\nscripts = [%s]\n" % ", ".join('"%s"' % s for s in scripts)
-    return Gateway(tmp_path, full_config=text, upstream_ports=[sink.port], threads=2).start()
+    lua = "\n[plugins.lua]\nscripts = [%s]\n" % ", ".join('"%s"' % s for s in scripts)
+    return Gateway(tmp_path, upstream_ports=[sink.port], threads=2,
+                   **spf_config(dns, pipeline=["spf", "lua"], body=lua)).start()
 
 
 def test_softfail_tagged_with_real_spf(tmp_path, sink):

@@ -302,7 +302,7 @@ def test_several_servers_in_order_first_refusal_ends_the_stage(sink, gateway_fac
 
 def test_ipv6_client_family_and_address(sink, gateway_factory, milter):
     m = milter()
-    gw = gateway_factory(milter_config(m), pipeline=["milter"], upstream_ports=[sink.port], proxy_protocol="true")
+    gw = gateway_factory(milter_config(m), pipeline=["milter"], upstream_ports=[sink.port], proxy_protocol=True)
     from gwtest import Client
     c = Client(gw.port)
     c.send("PROXY TCP6 2001:db8::5 2001:db8::1 40001 25\r\n")

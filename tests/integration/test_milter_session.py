@@ -21,13 +21,13 @@ def test_tls_and_auth_macros(tmp_path, sink, milter):
     cert, key = make_cert(tmp_path)
     users = tmp_path / "users"
     users.write_text("alice:{SHA512-CRYPT}%s\n" % crypt_hash("s3cret", "$6$"))
-    text = gateway_config(
+    config = gateway_config(
         [dict(role="submission", tls="starttls")], trusted=[], relay=["example.test"],
-        head='pipeline = ["milter"]\n',
+        pipeline=["milter"],
         body='\n[tls]\ncertificate = "%s"\nprivate_key = "%s"\n\n[auth]\nusers_file = "%s"\n'
              '\n[plugins.milter]\n[[plugins.milter.servers]]\nname = "m"\naddress = "%s"\n'
              % (cert, key, users, milter.address))
-    gw = start_gateway(tmp_path, text, [sink.port], threads=1)
+    gw = start_gateway(tmp_path, config, [sink.port], threads=1)
     try:
         c = greet(gw.port)
         c.starttls()

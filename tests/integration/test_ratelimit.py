@@ -2,7 +2,7 @@
 exactly `limit` accepted under 50 parallel clients, state kept across a restart and a kill -9."""
 import threading
 
-from gwtest import Client, send_message, open_session
+from gwtest import Client, send_message, open_session, transaction
 
 STORE = """
 [trusted]
@@ -197,17 +197,17 @@ def test_bad_rule_is_a_config_error(tmp_path):
 def test_auth_user_key_counts_per_authenticated_user(tmp_path, sink):
     """key = "auth_user": AUTH PLAIN after STARTTLS on a submission listener; another user has its own
     bucket, and an unauthenticated session is not counted by that rule."""
-    from edgetest import crypt_hash, gateway_config, greet, make_cert, plain, start_gateway, transaction
+    from edgetest import crypt_hash, gateway_config, greet, make_cert, plain, start_gateway
     cert, key = make_cert(tmp_path)
     users = tmp_path / "users"
     users.write_text("alice:%s\nbob:%s\n" % (crypt_hash("alice-pw", "$6$"), crypt_hash("bob-pw", "$6$")))
-    text = gateway_config(
+    config = gateway_config(
         [dict(role="submission", tls="starttls")], trusted=[], relay=["example.test"],
-        head='pipeline = ["ratelimit"]\n',
+        pipeline=["ratelimit"],
         body='\n[tls]\ncertificate = "%s"\nprivate_key = "%s"\n\n[auth]\nusers_file = "%s"\n' % (cert, key, users)
         + STORE.replace("[trusted]\nnetworks = []\n", "")
         + rules(dict(key="auth_user", limit=2, per="1h")))
-    gw = start_gateway(tmp_path, text, [sink.port])
+    gw = start_gateway(tmp_path, config, [sink.port])
     try:
         def session(user, pw):
             c = greet(gw.port)

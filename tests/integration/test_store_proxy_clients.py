@@ -17,7 +17,7 @@ path = "var/state"
 
 
 def start(gateway_factory, sink, pipeline, body):
-    return gateway_factory(config(body), pipeline=pipeline, upstream_ports=[sink.port], proxy_protocol="true")
+    return gateway_factory(config(body), pipeline=pipeline, upstream_ports=[sink.port], proxy_protocol=True)
 
 
 def message_from(port, src, sender="alice@sender.test", rcpt="bob@example.test"):

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from gwtest import Client, open_session, send_message
-from edgetest import PostfixInstance, gateway_config, start_gateway, transaction, wait_log
+from gwtest import Client, open_session, send_message, transaction
+from edgetest import PostfixInstance, gateway_config, start_gateway, wait_log
 
 
 def _wait(cond, timeout=10.0):
@@ -23,8 +23,8 @@ def _wait(cond, timeout=10.0):
 
 
 def pool_gateway(tmp_path, ports, upstream="", threads=2):
-    text = gateway_config([{}], upstream=upstream, trusted=["127.0.0.0/8"])
-    return start_gateway(tmp_path, text, ports, threads=threads)
+    config = gateway_config([{}], upstream=upstream, trusted=["127.0.0.0/8"])
+    return start_gateway(tmp_path, config, ports, threads=threads)
 
 
 def rx_queue(local_port):

@@ -13,41 +13,11 @@ BIN = os.path.join(BUILD, "smtp-gateway")
 GOOD_IP = "192.0.2.10"   # in every test domain's SPF record
 BAD_IP = "192.0.2.66"    # in none
 
-CONFIG = """pipeline = [{pipeline}]
-
-[server]
-hostname = "gw.test"
-threads = 2
-command_timeout = "30s"
-
-[[listener]]
-address = "127.0.0.1:{port}"
-proxy_protocol = true
-
-[upstream]
-servers = [{upstreams}]
-connect_timeout = "2s"
-
-[dns]
-nameservers = ["@DNS@"]
-timeout = "@DNS_TIMEOUT@"
-
-[trusted]
-networks = [@TRUSTED@]
-
-[relay]
-domains = []
-
+PLUGINS = """
 [store]
-backend = "@BACKEND@"
-path = "@STORE_PATH@"
-redis_url = "@REDIS_URL@"
-
-[metrics]
-listen = "127.0.0.1:{metrics_port}"
-
-[log]
-level = "debug"
+backend = "{backend}"
+path = "{store_path}"
+redis_url = "{redis_url}"
 
 [plugins.spf]
 on_fail = "tag"
@@ -59,17 +29,19 @@ on_permerror = "tag"
 on_fail = "tag"
 
 [plugins.dmarc]
-@DMARC@
 """
 
 
-def dmarc_gateway(tmp_path, sink, dns, dmarc="", trusted="", dns_timeout="2s", pipeline=("spf", "dkim_verify", "dmarc"),
+def dmarc_gateway(tmp_path, sink, dns, dmarc="", trusted=(), dns_timeout="2s", pipeline=("spf", "dkim_verify", "dmarc"),
                   backend="embedded", redis_url="redis://127.0.0.1:6379/0", start=True):
-    text = (CONFIG.replace("@DNS@", dns.address).replace("@DNS_TIMEOUT@", dns_timeout)
-            .replace("@TRUSTED@", trusted).replace("@DMARC@", dmarc).replace("@BACKEND@", backend)
-            .replace("@STORE_PATH@", str(tmp_path / "state")).replace("@REDIS_URL@", redis_url)
-            .replace("{pipeline}", ", ".join('"%s"' % p for p in pipeline)))
-    gw = Gateway(tmp_path, full_config=text, upstream_ports=[sink.port])
+    """`dmarc`: the [plugins.dmarc] keys (TOML text); `trusted`: the [trusted] networks (none by default).
+    [server] and [upstream] keys other than the ports, threads, hostname, command and connect timeouts
+    are left to the gateway's defaults."""
+    body = PLUGINS.format(backend=backend, store_path=str(tmp_path / "state"), redis_url=redis_url) + dmarc + "\n"
+    gw = Gateway(tmp_path, upstream_ports=[sink.port], pipeline=list(pipeline), proxy_protocol=True, dns=dns.address,
+                 dns_timeout=dns_timeout, trusted=list(trusted), relay=[], body=body, data_timeout=None,
+                 max_message_size=None, max_recipients=None, max_connections=None, drain_timeout=None,
+                 upstream_timeout=None, pool_size=None)
     return gw.start() if start else gw
 
 

@@ -7,42 +7,6 @@ import time
 
 from gwtest import Client, Gateway
 
-CONFIG = """pipeline = [{pipeline}]
-
-[server]
-hostname = "gw.test"
-threads = {threads}
-command_timeout = "30s"
-drain_timeout = "{drain_timeout}"
-
-[[listener]]
-address = "127.0.0.1:{port}"
-proxy_protocol = true
-@LISTENERS@
-[upstream]
-servers = [{upstreams}]
-connect_timeout = "2s"
-command_timeout = "10s"
-data_timeout = "10s"
-
-[dns]
-nameservers = ["@DNS@"]
-timeout = "@DNS_TIMEOUT@"
-
-[trusted]
-networks = [@TRUSTED@]
-
-[relay]
-domains = []
-
-[metrics]
-listen = "127.0.0.1:{metrics_port}"
-
-[log]
-level = "debug"
-@BODY@
-"""
-
 
 def client_name(ip, zone):
     """The RFC 5782 query name of a client address under `zone` (reversed octets or nibbles)."""
@@ -52,12 +16,14 @@ def client_name(ip, zone):
 
 
 def dnsbl_gateway(tmp_path, sink, dns_address, body, dns_timeout="3s", trusted=(), pipeline=("dnsbl",),
-                  listeners="", binary="smtp-gateway", threads=2):
-    text = CONFIG.replace("@DNS@", dns_address).replace("@DNS_TIMEOUT@", dns_timeout)
-    text = text.replace("@TRUSTED@", ", ".join('"%s"' % n for n in trusted))
-    text = text.replace("@LISTENERS@", listeners).replace("@BODY@", body)
-    text = text.replace("{pipeline}", ", ".join('"%s"' % p for p in pipeline))
-    gw = Gateway(tmp_path, full_config=text, upstream_ports=[sink.port], binary=binary, threads=threads)
+                  listeners=(), binary="smtp-gateway", threads=2):
+    """A started gateway: a PROXY-protocol listener, then `listeners` (dicts of listener keys with a
+    "port"); `dns_address` the only nameserver; `body` the plugin tables. [server] data_timeout,
+    max_connections and the size limits are left to the gateway's defaults."""
+    gw = Gateway(tmp_path, upstream_ports=[sink.port], binary=binary, threads=threads, pipeline=list(pipeline),
+                 listeners=[dict(proxy_protocol=True)] + list(listeners), dns=dns_address, dns_timeout=dns_timeout,
+                 trusted=list(trusted), relay=[], body=body + "\n", data_timeout=None, max_message_size=None,
+                 max_recipients=None, max_connections=None, pool_size=None)
     return gw.start()
 
 

@@ -90,26 +90,6 @@ def plain(user, password, authz=""):
     return b64("%s\0%s\0%s" % (authz, user, password))
 
 
-def transaction(c, sender="alice@sender.test", rcpts=("bob@example.test",), body=b"Subject: t\r\n\r\nhello\r\n"):
-    """MAIL/RCPT/DATA on an open, greeted client; returns the final (code, lines)."""
-    code, lines = c.cmd("MAIL FROM:<%s>" % sender)
-    if code != 250:
-        return code, lines
-    ok = 0
-    last = None
-    for r in rcpts:
-        last = c.cmd("RCPT TO:<%s>" % r)
-        if last[0] in (250, 251):
-            ok += 1
-    if not ok:
-        return last
-    code, lines = c.cmd("DATA")
-    if code != 354:
-        return code, lines
-    c.send(body + b".\r\n")
-    return c.reply()
-
-
 class _TlsFiles:
     """rfile/wfile pair for RecordingSink._session that can switch to TLS on STARTTLS."""
 
@@ -181,72 +161,24 @@ class TlsSink(RecordingSink):
             pass
 
 
-def gateway_config(listeners, body="", upstream="", trusted=None, relay=None, head=""):
-    """A full config for Gateway(full_config=...): `listeners` is a list of dicts of listener keys.
-    The first listener's port is Gateway's own {port}; the others get placeholders that
-    start_gateway fills with free ports (gw.ports[i] is listener i's port)."""
-    text = head
-    text += """
-[server]
-hostname = "gw.test"
-command_timeout = "{command_timeout}"
-data_timeout = "{data_timeout}"
-max_connections = {max_connections}
-threads = {threads}
-drain_timeout = "{drain_timeout}"
-"""
-    for i, l in enumerate(listeners):
-        text += "\n[[listener]]\n"
-        port = "{port}" if i == 0 else str(l.get("port", "@PORT%d@" % i))
-        text += 'address = "127.0.0.1:%s"\n' % port
-        for k, v in l.items():
-            if k == "port":
-                continue
-            if isinstance(v, bool):
-                v = "true" if v else "false"
-            elif isinstance(v, str):
-                v = '"%s"' % v
-            text += "%s = %s\n" % (k, v)
-    text += """
-[upstream]
-servers = [{upstreams}]
-connect_timeout = "2s"
-command_timeout = "{upstream_timeout}"
-data_timeout = "{upstream_timeout}"
-""" + upstream + """
-[metrics]
-listen = "127.0.0.1:{metrics_port}"
-
-[log]
-level = "debug"
-"""
-    if trusted is not None:
-        text += "\n[trusted]\nnetworks = [%s]\n" % ", ".join('"%s"' % n for n in trusted)
-    if relay is not None:
-        text += "\n[relay]\ndomains = [%s]\n" % ", ".join('"%s"' % d for d in relay)
-    return text + body
+def gateway_config(listeners, **config):
+    """The edge tests' config, as keywords for Gateway/start_gateway: `listeners` is a list of dicts of
+    listener keys (gw.ports[i] is listener i's port); [server] max_message_size and max_recipients and
+    [upstream] pool_size are left to the gateway's defaults (a test may set pool_size in `upstream`)."""
+    return dict(config, listeners=listeners, max_message_size=None, max_recipients=None, pool_size=None)
 
 
-def start_gateway(tmp_path, text, upstream_ports, port=None, **settings):
-    """Starts the gateway; a port taken by someone else between free_port() and bind (tests of
-    several engineers run side by side) is retried with fresh ports."""
-    import re
-    slots = sorted(set(int(n) for n in re.findall(r"@PORT(\d+)@", text)))
+def start_gateway(tmp_path, config, upstream_ports, **settings):
+    """Starts Gateway(**config, **settings); a port taken by someone else between free_port() and bind
+    (tests of several engineers run side by side) is retried with fresh ports."""
     for attempt in range(4):
-        ports = {i: free_port() for i in slots}
-        t = text
-        for i, p in ports.items():
-            t = t.replace("@PORT%d@" % i, str(p))
-        g = Gateway(tmp_path, full_config=t, upstream_ports=upstream_ports, port=port, **settings)
+        g = Gateway(tmp_path, upstream_ports=upstream_ports, **dict(config, **settings))
         try:
-            g.start()
+            return g.start()
         except RuntimeError as e:
             if "Address already in use" in str(e) and attempt < 3:
                 continue
             raise
-        g.ports = dict(ports)
-        g.ports[0] = g.port
-        return g
 
 
 def wait_log(gw, needle, timeout=10.0, start=0):
@@ -388,7 +320,7 @@ class PostfixInstance:
         shutil.rmtree(self.spool, ignore_errors=True)
 
 
-class BioTlsClient:
+class BioTlsClient(Client):
     """A TLS client over ssl.MemoryBIO, so bytes can precede the ClientHello in the very same write
     (as HAProxy sends a PROXY header and the client's first TLS record together)."""
 
@@ -425,20 +357,8 @@ class BioTlsClient:
         self.obj.write(data)
         self.sock.sendall(self.out.read())
 
-    def reply(self):
-        lines = []
-        while True:
-            while b"\n" not in self.buf:
-                self.buf += self._pump(lambda: self.obj.read(65536))
-            l, _, self.buf = self.buf.partition(b"\n")
-            l = l.rstrip(b"\r").decode()
-            lines.append(l)
-            if len(l) < 4 or l[3] != "-":
-                return int(l[:3]), lines
-
-    def cmd(self, text):
-        self.send(text + "\r\n")
-        return self.reply()
-
-    def close(self):
-        self.sock.close()
+    def line(self):
+        while b"\n" not in self.buf:
+            self.buf += self._pump(lambda: self.obj.read(65536))
+        l, _, self.buf = self.buf.partition(b"\n")
+        return l.rstrip(b"\r").decode()

@@ -34,6 +34,18 @@ def wait_port(port, timeout=10.0, host="127.0.0.1"):
     return False
 
 
+def http_get(port, path, timeout=5):
+    """The whole raw response to an HTTP/1.0 GET of `path` on 127.0.0.1:`port`."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(b"GET %s HTTP/1.0\r\n\r\n" % path.encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+
+
 class Message:
     def __init__(self, mail_from, rcpts, data, helo, xclient):
         self.mail_from = mail_from
@@ -273,56 +285,87 @@ class RecordingSink:
                 send("502 5.5.2 Error: command not recognized")
 
 
-BASE_CONFIG = """
-[server]
-hostname = "gw.test"
-command_timeout = "{command_timeout}"
-data_timeout = "{data_timeout}"
-max_message_size = {max_message_size}
-max_recipients = {max_recipients}
-max_connections = {max_connections}
-threads = {threads}
-drain_timeout = "{drain_timeout}"
+# The one writer of gateway config files for the tests. Every keyword of gateway_toml() has the
+# default below; None leaves a key out, so the gateway's own default applies.
+SERVER_DEFAULTS = dict(hostname="gw.test", command_timeout="30s", data_timeout="60s", max_message_size=26214400,
+                       max_recipients=100, max_connections=1000, threads=2, drain_timeout="10s")
+UPSTREAM_DEFAULTS = dict(connect_timeout="2s", upstream_timeout="10s", pool_size=8)
 
-[[listener]]
-address = "127.0.0.1:{port}"
-proxy_protocol = {proxy_protocol}
 
-[upstream]
-servers = [{upstreams}]
-connect_timeout = "2s"
-command_timeout = "{upstream_timeout}"
-data_timeout = "{upstream_timeout}"
-pool_size = {pool_size}
+def toml_value(v):
+    """A TOML literal of a Python bool, number, string or list of them."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return str(v)
+    if isinstance(v, str):
+        return '"%s"' % v.replace("\\", "\\\\").replace('"', '\\"')
+    return "[%s]" % ", ".join(toml_value(x) for x in v)
 
-[metrics]
-listen = "127.0.0.1:{metrics_port}"
 
-[log]
-level = "debug"
-"""
+def _table(header, keys):
+    """`[header]` and one line a key, leaving out keys whose value is None."""
+    return "\n%s\n" % header + "".join("%s = %s\n" % (k, toml_value(v)) for k, v in keys.items() if v is not None)
+
+
+def gateway_toml(port, metrics_port, upstream_ports=(), pipeline=None, listeners=None, proxy_protocol=False,
+                 upstream="", dns=None, dns_timeout=None, trusted=None, relay=None, log_level="debug", body="",
+                 **settings):
+    """The text of a gateway config file.
+
+    [server] takes the SERVER_DEFAULTS keywords; [upstream] servers are 127.0.0.1:`upstream_ports`, with
+    connect_timeout, upstream_timeout (both command_timeout and data_timeout) and pool_size, then the raw
+    `upstream` text. `listeners` is a list of dicts of [[listener]] keys: the first listens on `port`,
+    each other one on its "port" key (default: a single listener with `proxy_protocol`). `dns` (an
+    address), `trusted` and `relay` (lists) write [dns], [trusted] networks and [relay] domains when
+    given. [metrics] listens on `metrics_port`; `body` (plugin tables, [tls], ...) comes last."""
+    unknown = set(settings) - set(SERVER_DEFAULTS) - set(UPSTREAM_DEFAULTS)
+    if unknown:
+        raise TypeError("gateway_toml: unknown settings %s" % sorted(unknown))
+    if not isinstance(proxy_protocol, bool):
+        raise TypeError("gateway_toml: proxy_protocol is True or False")
+    s = dict(SERVER_DEFAULTS, **UPSTREAM_DEFAULTS)
+    s.update(settings)
+    text = "pipeline = %s\n" % toml_value(list(pipeline)) if pipeline is not None else ""
+    text += _table("[server]", {k: s[k] for k in SERVER_DEFAULTS})
+    for i, listener in enumerate(listeners if listeners is not None else [dict(proxy_protocol=proxy_protocol)]):
+        keys = dict(listener)
+        at = port if i == 0 else keys["port"]
+        keys.pop("port", None)
+        text += _table("[[listener]]", dict(address="127.0.0.1:%d" % at, **keys))
+    text += _table("[upstream]", dict(servers=["127.0.0.1:%d" % p for p in upstream_ports],
+                                      connect_timeout=s["connect_timeout"], command_timeout=s["upstream_timeout"],
+                                      data_timeout=s["upstream_timeout"], pool_size=s["pool_size"])) + upstream
+    if dns is not None:
+        text += _table("[dns]", dict(nameservers=[dns], timeout=dns_timeout))
+    if trusted is not None:
+        text += _table("[trusted]", dict(networks=list(trusted)))
+    if relay is not None:
+        text += _table("[relay]", dict(domains=list(relay)))
+    text += _table("[metrics]", dict(listen="127.0.0.1:%d" % metrics_port))
+    text += _table("[log]", dict(level=log_level))
+    return text + body
 
 
 class Gateway:
-    def __init__(self, tmp_path, config_body=None, binary="smtp-gateway", upstream_ports=(), port=None,
-                 full_config=None, extra="", pipeline=None, **settings):
+    """The real smtp-gateway with a config written by gateway_toml(): `config_body` and `extra` are
+    appended as its body; every other keyword (pipeline, listeners, trusted, threads, ...) goes to
+    gateway_toml(). gw.ports[i] is listener i's port (gw.port is listener 0's)."""
+
+    def __init__(self, tmp_path, config_body=None, binary="smtp-gateway", upstream_ports=(), port=None, extra="",
+                 listeners=None, body="", **config):
         self.tmp = tmp_path
         self.port = port or free_port()
         self.metrics_port = free_port()
         self.binary = os.path.join(BUILD, binary)
-        values = dict(proxy_protocol="false", command_timeout="30s", data_timeout="60s", max_message_size=26214400, max_recipients=100,
-                      max_connections=1000, threads=2, drain_timeout="10s", upstream_timeout="10s",
-                      pool_size=8)
-        values.update(settings)
-        values.update(port=self.port, metrics_port=self.metrics_port,
-                      upstreams=", ".join('"127.0.0.1:%d"' % p for p in upstream_ports))
-        if full_config is not None:
-            text = full_config.format(**values)
+        if listeners is not None:  # listeners after the first without a "port" get a free one
+            listeners = [dict(l) if i == 0 or "port" in l else dict(l, port=free_port()) for i, l in enumerate(listeners)]
+            self.ports = {i: l.get("port") for i, l in enumerate(listeners)}
         else:
-            head = ""
-            if pipeline is not None:
-                head = "pipeline = [%s]\n" % ", ".join('"%s"' % p for p in pipeline)
-            text = head + BASE_CONFIG.format(**values) + (config_body or "") + extra
+            self.ports = {}
+        self.ports[0] = self.port
+        text = gateway_toml(self.port, self.metrics_port, upstream_ports, listeners=listeners,
+                            body=(config_body or "") + body + extra, **config)
         self.config_path = str(tmp_path / ("gw-%d.toml" % self.port))
         with open(self.config_path, "w") as f:
             f.write(text)
@@ -365,19 +408,18 @@ class Gateway:
                     raise AssertionError("sanitizer report in the gateway log:\n" + log[-6000:])
         return self.proc.returncode if self.proc else None
 
-    def rss_kib(self):
+    def _status_kib(self, field):
         with open("/proc/%d/status" % self.proc.pid) as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
         return 0
 
+    def rss_kib(self):
+        return self._status_kib("VmRSS")
+
     def peak_rss_kib(self):
-        with open("/proc/%d/status" % self.proc.pid) as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-        return 0
+        return self._status_kib("VmHWM")
 
     def fd_count(self):
         return len(os.listdir("/proc/%d/fd" % self.proc.pid))
@@ -386,15 +428,7 @@ class Gateway:
         return self.proc.poll() is None
 
     def metrics(self):
-        with socket.create_connection(("127.0.0.1", self.metrics_port), timeout=5) as s:
-            s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        return data.decode()
+        return http_get(self.metrics_port, "/metrics").decode()
 
     def metric(self, name_and_labels):
         for line in self.metrics().splitlines():
@@ -468,34 +502,41 @@ def open_session(port, helo="client.test", proxy_ip=None):
     return c
 
 
+def transaction(c, sender="alice@sender.test", rcpts=("bob@example.test",), body=b"Subject: t\r\n\r\nhello\r\n",
+                quit=False):
+    """MAIL/RCPT/DATA on an open, greeted client; `body` is sent as it is (dot-stuffed, ending in CRLF)
+    before the final dot. Returns the last (code, lines); QUIT follows the final reply when `quit`."""
+    code, lines = c.cmd("MAIL FROM:<%s>" % sender)
+    if code != 250:
+        return code, lines
+    ok = 0
+    last = None
+    for r in rcpts:
+        last = c.cmd("RCPT TO:<%s>" % r)
+        if last[0] in (250, 251):
+            ok += 1
+    if not ok:
+        return last
+    code, lines = c.cmd("DATA")
+    if code != 354:
+        return code, lines
+    c.send(body + b".\r\n")
+    code, lines = c.reply()
+    if quit:
+        c.cmd("QUIT")
+    return code, lines
+
+
 def send_message(port, sender="alice@sender.test", rcpts=("bob@example.test",), body=b"Subject: t\r\n\r\nhello\r\n",
                  proxy_ip=None):
-    """One transaction over a fresh connection; returns the final reply code and text."""
+    """One transaction over a fresh connection, the body dot-stuffed; returns the final reply code and text."""
+    if isinstance(body, str):
+        body = body.encode()
+    stuffed = b"\r\n".join((b"." + l if l.startswith(b".") else l) for l in body.split(b"\r\n"))
+    if not stuffed.endswith(b"\r\n"):
+        stuffed += b"\r\n"
     c = open_session(port, proxy_ip=proxy_ip)
     try:
-        code, lines = c.cmd("MAIL FROM:<%s>" % sender)
-        if code != 250:
-            return code, lines
-        ok = 0
-        last = None
-        for r in rcpts:
-            code, lines = c.cmd("RCPT TO:<%s>" % r)
-            last = (code, lines)
-            if code in (250, 251):
-                ok += 1
-        if not ok:
-            return last
-        code, lines = c.cmd("DATA")
-        if code != 354:
-            return code, lines
-        if isinstance(body, str):
-            body = body.encode()
-        stuffed = b"\r\n".join((b"." + l if l.startswith(b".") else l) for l in body.split(b"\r\n"))
-        if not stuffed.endswith(b"\r\n"):
-            stuffed += b"\r\n"
-        c.send(stuffed + b".\r\n")
-        code, lines = c.reply()
-        c.cmd("QUIT")
-        return code, lines
+        return transaction(c, sender, rcpts, stuffed, quit=True)
     finally:
         c.close()

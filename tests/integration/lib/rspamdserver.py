@@ -12,11 +12,10 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import time
 
-from gwtest import free_port
+from gwtest import free_port, http_get
 
 CONF = """.include "$CONFDIR/common.conf"
 options {
@@ -88,14 +87,7 @@ class RspamdServer:
 
     def ping(self):
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
-                s.sendall(b"GET /ping HTTP/1.0\r\n\r\n")
-                data = b""
-                while True:
-                    chunk = s.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
+            data = http_get(self.port, "/ping", timeout=2)
             return data.endswith(b"pong\r\n") or data.endswith(b"pong")
         except OSError:
             return False

@@ -8,12 +8,11 @@ def rspamd_gateway(tmp_path, sink, url, on_error="accept", timeout="5s", pipelin
                    listeners=None, body="", threads=1):
     """The gateway with [plugins.rspamd] at `url`. xclient = true (the default here) makes the upstream
     copy carry no Received line, so the sink's bytes can be compared with rspamd's."""
-    head = "pipeline = [%s]\n" % ", ".join('"%s"' % p for p in pipeline)
-    text = gateway_config(listeners or [dict()], upstream="xclient = true\n" if xclient else "", trusted=[],
-                          relay=["example.test"], head=head,
-                          body='\n[plugins.rspamd]\nurl = "%s"\ntimeout = "%s"\non_error = "%s"\n' % (url, timeout, on_error)
-                          + body)
-    return start_gateway(tmp_path, text, [sink.port], threads=threads)
+    config = gateway_config(listeners or [dict()], upstream="xclient = true\n" if xclient else "", trusted=[],
+                            relay=["example.test"], pipeline=list(pipeline),
+                            body='\n[plugins.rspamd]\nurl = "%s"\ntimeout = "%s"\non_error = "%s"\n' % (url, timeout, on_error)
+                            + body)
+    return start_gateway(tmp_path, config, [sink.port], threads=threads)
 
 
 def transaction_ids(gw):

@@ -1,61 +1,26 @@
 """Helpers for the SPF tests: a gateway with the spf plugin on a PROXY-protocol listener (so a test
 chooses the client IP), the test DNS server as its only nameserver, and one-shot SMTP transactions."""
-import socket
 
 from gwtest import Client, Gateway
 
-SPF_CONFIG = """pipeline = ["spf"]
 
-[server]
-hostname = "gw.test"
-threads = {threads}
-command_timeout = "30s"
-drain_timeout = "{drain_timeout}"
-
-[[listener]]
-address = "127.0.0.1:{port}"
-proxy_protocol = true
-
-[upstream]
-servers = [{upstreams}]
-connect_timeout = "2s"
-command_timeout = "10s"
-data_timeout = "10s"
-
-[dns]
-nameservers = ["{dns}"]
-timeout = "{dns_timeout}"
-
-[relay]
-domains = []
-
-[metrics]
-listen = "127.0.0.1:{metrics_port}"
-
-[log]
-level = "{log_level}"
-
-[plugins.spf]
-on_fail = "{on_fail}"
-on_softfail = "{on_softfail}"
-on_temperror = "{on_temperror}"
-on_permerror = "{on_permerror}"
-"""
+def spf_config(dns, pipeline=("spf",), on_fail="tag", on_softfail="tag", on_temperror="tag", on_permerror="tag",
+               dns_timeout="2s", log_level="debug", trusted=None, proxy=True, body=""):
+    """Gateway keywords: the spf plugin on one listener (PROXY protocol unless `proxy=False`), `dns` the
+    only nameserver, no relay domains; [server] data_timeout and max_connections and the other
+    limits left to the gateway's defaults. `trusted`: a list for [trusted] networks (None: the default)."""
+    plugin = '\n[plugins.spf]\non_fail = "%s"\non_softfail = "%s"\non_temperror = "%s"\non_permerror = "%s"\n' % (
+        on_fail, on_softfail, on_temperror, on_permerror)
+    return dict(pipeline=list(pipeline), proxy_protocol=proxy, dns=dns.address, dns_timeout=dns_timeout, relay=[],
+                trusted=trusted, log_level=log_level, data_timeout=None, max_message_size=None, max_recipients=None,
+                max_connections=None, pool_size=None, body=plugin + body)
 
 
-def spf_gateway(tmp_path, sink, dns, on_fail="tag", on_softfail="tag", on_temperror="tag", on_permerror="tag",
-                dns_timeout="2s", threads=2, log_level="debug", drain_timeout="10s", trusted=None, proxy=True):
-    """`trusted`: a list for [trusted] networks (None keeps the default); `proxy=False` makes the
-    listener a plain one, so the client is the test's own loopback socket."""
-    text = SPF_CONFIG.replace("{dns}", dns.address).replace("{dns_timeout}", dns_timeout)
-    if trusted is not None:
-        text += "\n[trusted]\nnetworks = [%s]\n" % ", ".join('"%s"' % n for n in trusted)
-    if not proxy:
-        text = text.replace("proxy_protocol = true", "proxy_protocol = false")
-    for k, v in dict(on_fail=on_fail, on_softfail=on_softfail, on_temperror=on_temperror,
-                     on_permerror=on_permerror, log_level=log_level, drain_timeout=drain_timeout).items():
-        text = text.replace("{%s}" % k, v)
-    gw = Gateway(tmp_path, full_config=text, upstream_ports=[sink.port], threads=threads)
+def spf_gateway(tmp_path, sink, dns, threads=2, drain_timeout="10s", **kw):
+    """A started gateway with spf_config(dns, **kw); `proxy=False` makes the listener a plain one, so the
+    client is the test's own loopback socket."""
+    gw = Gateway(tmp_path, upstream_ports=[sink.port], threads=threads, drain_timeout=drain_timeout,
+                 **spf_config(dns, **kw))
     return gw.start()
 
 
