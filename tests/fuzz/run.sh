@@ -2,14 +2,14 @@
 # Builds the libFuzzer targets with clang (-fsanitize=fuzzer,address,undefined) and runs each for
 # FUZZ_SECONDS (default 20) from its seed corpus in tests/fuzz/corpus/TARGET. A crash fails the run
 # and leaves the input in build-fuzz/crash-*; every crash found becomes a regression test.
-#   tests/fuzz/run.sh [TARGET...]      TARGET = command data_reader proxy message reply config auth dmarc rspamd milter
+#   tests/fuzz/run.sh [TARGET...]      TARGET = command data_reader proxy message reply config auth dmarc rspamd milter dns_wire
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 out="${FUZZ_BUILD:-$root/build-fuzz}"
 secs="${FUZZ_SECONDS:-20}"
 mkdir -p "$out"
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(command data_reader proxy message reply config auth dmarc rspamd milter)
+[ ${#targets[@]} -eq 0 ] && targets=(command data_reader proxy message reply config auth dmarc rspamd milter dns_wire)
 flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I"$root"
        -DTOML_HEADER_ONLY=0 -DTOML_SHARED_LIB=1 -DBOOST_ASIO_NO_DEPRECATED)
 declare -A sources=(
@@ -23,6 +23,7 @@ declare -A sources=(
   [dmarc]="plugins/dmarc/from_domain.cpp plugins/dmarc/policy.cpp plugins/dmarc/record.cpp"
   [rspamd]="plugins/rspamd/answer.cpp plugins/rspamd/edits.cpp plugins/rspamd/json_impl.cpp gateway/core/message.cpp"
   [milter]="plugins/milter/codec.cpp plugins/milter/edits.cpp gateway/core/message.cpp"
+  [dns_wire]="gateway/dns/wire.cpp"
 )
 declare -A libs=([config]="-ltomlplusplus -lcrypt" [dmarc]="-lopendmarc -lpsl")
 for t in "${targets[@]}"; do
