@@ -342,7 +342,12 @@ def median_rows(runs):
                         sink_cpu_pct="%.1f" % med("sink_cpu_pct"), status="ok",
                         sut_cpu_us_per_msg="%.0f" % med("sut_cpu_us_per_msg") if t != "direct" else "",
                         sink_cpu_us_per_msg="%.0f" % med("sink_cpu_us_per_msg"),
-                        ratio="%.2f" % statistics.median(float(r["ratio"]) for r in ok)))
+                        ratio="%.2f" % statistics.median(float(r["ratio"]) for r in ok),
+                        ratio_runs=" / ".join(r["ratio"] for r in sorted(ok, key=lambda r: r["run"])),
+                        ratio_empty=("%.2f" % statistics.median(float(r["ratio_empty"]) for r in ok)
+                                     if all(r.get("ratio_empty") for r in ok) else ""),
+                        ratio_empty_runs=" / ".join(r.get("ratio_empty", "") for r in sorted(ok, key=lambda r: r["run"])),
+                        cpu_runs=" / ".join(r["sut_cpu_us_per_msg"] for r in sorted(ok, key=lambda r: r["run"]))))
     return out
 
 
@@ -376,17 +381,22 @@ def main():
                             finally:
                                 gw.stop()
                             r.update(run=run, ratio="%.2f" % (float(r["msgs_per_s"]) / float(d["msgs_per_s"])))
+                            # the share of the empty pipeline: gateway-empty of the same cell and run
+                            empty = [e for e in runs if e["run"] == run and e["size"] == size and e["sessions"] == s
+                                     and e["target"] == "gateway-empty" and e["status"] == "ok"]
+                            if empty and r["target"] != "gateway-empty":
+                                r["ratio_empty"] = "%.2f" % (float(r["msgs_per_s"]) / float(empty[0]["msgs_per_s"]))
                             runs.append(r)
                             print("run %d %s" % (run, r), flush=True)
             finally:
                 env.stop()
                 sink.stop()
-        cols = ["run", "target", "size", "sessions", "msgs", "wall_s", "msgs_per_s", "ratio", "sink_cpu_pct",
+        cols = ["run", "target", "size", "sessions", "msgs", "wall_s", "msgs_per_s", "ratio", "ratio_empty", "sink_cpu_pct",
                 "sink_cpu_us_per_msg", "sut_cpu_us_per_msg", "status"]
         write_tsv(os.path.join(out, "runs.tsv"), runs, cols)
         med = median_rows(runs)
         write_tsv(os.path.join(out, "results.tsv"), med, ["target", "size", "sessions", "n", "msgs_per_s", "ratio",
-                                                          "sink_cpu_pct", "sink_cpu_us_per_msg",
+                                                          "ratio_empty", "sink_cpu_pct", "sink_cpu_us_per_msg",
                                                           "sut_cpu_us_per_msg", "status"])
     idle_rows = []
     if mode in ("all", "idle") and IDLE_CONNS > 0:
@@ -396,12 +406,18 @@ def main():
             idle_rows.append(r)
     with open(os.path.join(out, "report.md"), "w") as f:
         if runs:
-            f.write("Medians of %d runs; ratio = the median of gateway / direct taken within each run.\n\n" % RUNS)
-            f.write("| target | size | sessions | msgs/s | ratio to direct | CPU µs/msg (gateway) | sink CPU µs/msg | runs ok |\n")
-            f.write("|---|---:|---:|---:|---:|---:|---:|---:|\n")
+            f.write("Medians of %d runs; ratio = the median of gateway / direct taken within each run; share of "
+                    "empty = the median of row / gateway-empty taken within each run (same cell); the values of "
+                    "each run follow in parentheses, run 1 first.\n\n" % RUNS)
+            f.write("| target | size | sessions | msgs/s | ratio to direct | share of empty | CPU µs/msg (gateway) "
+                    "| sink CPU µs/msg | runs ok |\n")
+            f.write("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
             for r in med:
-                f.write("| %s | %s | %s | %s | %s | %s | %s | %s |\n" % (
-                    r["target"], r["size"], r["sessions"], r["msgs_per_s"], r["ratio"], r["sut_cpu_us_per_msg"] or "–",
+                per = lambda k: " (%s)" % r[k + "_runs"] if r["n"] > 1 and r["target"] != "direct" else ""  # noqa: E731
+                f.write("| %s | %s | %s | %s | %s%s | %s | %s | %s | %s |\n" % (
+                    r["target"], r["size"], r["sessions"], r["msgs_per_s"], r["ratio"], per("ratio"),
+                    (r["ratio_empty"] + per("ratio_empty")) if r["ratio_empty"] else "–",
+                    (r["sut_cpu_us_per_msg"] + per("cpu")) if r["sut_cpu_us_per_msg"] else "–",
                     r["sink_cpu_us_per_msg"], r["n"]))
             f.write("\nEvery run: see runs.tsv (a cell is `ok` when smtp-source succeeded and the sink counted every message).\n")
             bad = [r for r in runs if r["status"] != "ok"]
