@@ -9,9 +9,23 @@ A cell counts only when smtp-source exited 0 and the sink counted exactly the me
 
     driver.py OUTDIR            env: RUNS SIZES SESSIONS ROWS MSGS_1 MSGS_N IDLE_CONNS GATEWAY_BIN
 Writes OUTDIR/runs.tsv (every run), OUTDIR/results.tsv (medians, read by plot.py), OUTDIR/report.md.
+
+A row is PROFILE[:VARIANT...]: bench/profiles/PROFILE.toml plus the server, listener and upstream
+tables. Variants: `nopool` (upstream.pool_size = 0, connect_at = "mail"), `uncached` (the row's DNS
+server puts an SOA with MINIMUM 0 on negative answers, so the resolver caches none of them: every
+connection's DNS list lookups are real queries). The placeholders a profile may hold are
+filled here: ${BENCH_DIR} (this folder), ${BENCH_STATE} (the store of the run: a fresh directory per
+run, shared by that run's rows), ${BENCH_DNS_PORT} (bench/dns_server.py, started once when a row
+needs it), ${BENCH_KEYS} (a DKIM ed25519 key made with `smtp-gateway dkim-keygen`). A profile with
+"greylist" in its pipeline gets the greylist triplet of smtp-source's envelope passed before it is
+measured (one warm-up message, retried after the delay until the sink has it), once per run. The
+gateway runs in the repository's root (paths in profiles and policies are relative to it).
 """
 import asyncio
 import os
+import re
+import shutil
+import smtplib
 import resource
 import socket
 import statistics
@@ -31,7 +45,7 @@ def env_list(name, default):
 RUNS = int(os.environ.get("RUNS", "3"))
 SIZES = [int(s) for s in env_list("SIZES", "4096")]
 SESSIONS = [int(s) for s in env_list("SESSIONS", "1 20")]
-# a row is PROFILE[:nopool]: bench/profiles/PROFILE.toml; ":nopool" sets upstream.pool_size = 0
+# a row is PROFILE[:VARIANT...]: bench/profiles/PROFILE.toml; variants "nopool", "uncached" (docstring)
 ROWS = env_list("ROWS", "empty empty:nopool")
 MSGS_1 = int(os.environ.get("MSGS_1", "3000"))   # messages per cell at 1 session
 MSGS_N = int(os.environ.get("MSGS_N", "8000"))   # at more sessions
@@ -111,13 +125,92 @@ class Sink:
         self.proc.wait()
 
 
+class RunEnv:
+    """What the plugin rows of one run share: the store directory, the DNS servers, the warm-ups."""
+
+    def __init__(self, out, run):
+        self.out = out
+        self.state = os.path.join(out, "state-run%d" % run)
+        self.dns = {}          # variant ("" or "uncached") -> (process, port)
+        self.greylist_passed = False
+
+    def dns_port(self, uncached):
+        key = "uncached" if uncached else ""
+        if key not in self.dns:
+            args = [dns_python(), os.path.join(HERE, "dns_server.py"), "0"]
+            if uncached:
+                args += ["--negative-ttl", "0"]
+            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            line = proc.stdout.readline().strip()
+            if not line.isdigit():
+                proc.kill()
+                raise RuntimeError("bench/dns_server.py did not start (it needs python3-dnslib)")
+            self.dns[key] = (proc, int(line))
+        return self.dns[key][1]
+
+    def keys(self):
+        keys = os.path.join(self.out, "keys")
+        if not os.path.exists(os.path.join(keys, "bench.test.ed.key")):
+            os.makedirs(keys, exist_ok=True)
+            subprocess.run([GATEWAY, "dkim-keygen", "--domain", "bench.test", "--selector", "ed", "--algorithm",
+                            "ed25519-sha256", "--out", keys], check=True, capture_output=True)
+        return keys
+
+    def stop(self):
+        for proc, _ in self.dns.values():
+            proc.terminate()
+            proc.wait()
+        self.dns = {}
+
+
+def dns_python():
+    """An interpreter with dnslib for bench/dns_server.py (Debian's python3-dnslib is for the system
+    python3, which a pyenv or venv python3 in PATH may not see)."""
+    for exe in [sys.executable, shutil.which("python3"), "/usr/bin/python3"]:
+        if exe and subprocess.run([exe, "-c", "import dnslib"], capture_output=True).returncode == 0:
+            return exe
+    raise RuntimeError("no python3 with dnslib: apt-get install python3-dnslib")
+
+
+WARMUP = (b"From: <from@bench.test>\r\nTo: <to@bench.test>\r\nSubject: greylist warm-up\r\n"
+          b"Message-Id: <warm-up@bench.test>\r\n\r\nwarm-up\r\n")
+
+
+def pass_greylist(port, sink, timeout=60):
+    """Sends smtp-source's envelope (from@bench.test -> to@bench.test from 127.0.0.1) until the gateway
+    delivers it: the first try is greylisted, a retry after the profile's delay passes the triplet."""
+    before = sink.messages()
+    end = time.time() + timeout
+    last = ""
+    while time.time() < end:
+        try:
+            with smtplib.SMTP("127.0.0.1", port, local_hostname="warmup.bench.test", timeout=30) as c:
+                c.sendmail("from@bench.test", ["to@bench.test"], WARMUP)
+            if sink.wait_messages(before + 1) == before + 1:
+                return
+            last = "the sink did not count the warm-up message"
+        except (smtplib.SMTPException, OSError) as e:
+            last = str(e)
+        time.sleep(0.5)
+    raise RuntimeError("the greylist warm-up did not pass: %s" % last)
+
+
 class GatewayRow:
-    def __init__(self, row, out, sink_port):
-        profile, _, variant = row.partition(":")
+    def __init__(self, row, out, sink, env):
+        profile, *variants = row.split(":")
         self.port = free_port()
         self.cfg = os.path.join(out, "gateway-%s-%d.toml" % (row.replace(":", "-"), self.port))
         with open(os.path.join(HERE, "profiles", profile + ".toml")) as f:
             text = f.read()
+        fill = {"BENCH_DIR": lambda: HERE, "BENCH_STATE": lambda: env.state,
+                "BENCH_DNS_PORT": lambda: str(env.dns_port("uncached" in variants)),
+                "BENCH_KEYS": env.keys}
+        for name in set(re.findall(r"\$\{(BENCH_[A-Z_]+)\}", text)):
+            if name not in fill:
+                raise RuntimeError("%s.toml: ${%s} is not filled by bench/driver.py" % (profile, name))
+            text = text.replace("${%s}" % name, fill[name]())
+        if not re.search(r"^\[store\]", text, re.M):
+            text += '\n[store]\npath = "%s"\n' % env.state
         text += """
 [server]
 hostname = "gw.bench.test"
@@ -129,17 +222,25 @@ address = "127.0.0.1:%d"
 
 [upstream]
 servers = ["127.0.0.1:%d"]
-""" % (os.environ.get("GATEWAY_THREADS", "0"), self.port, sink_port)
-        if variant == "nopool":
+""" % (os.environ.get("GATEWAY_THREADS", "0"), self.port, sink.port)
+        if "nopool" in variants:
             text += 'pool_size = 0\nconnect_at = "mail"\n'
         text += '\n[metrics]\nlisten = ""\n\n[log]\nlevel = "warn"\n'
         with open(self.cfg, "w") as f:
             f.write(text)
         self.log = open(self.cfg[:-5] + ".log", "ab")
         self.proc = subprocess.Popen([GATEWAY, "--config", self.cfg], stdout=self.log, stderr=subprocess.STDOUT,
-                                     cwd=out, preexec_fn=raise_nofile)
+                                     cwd=ROOT, preexec_fn=raise_nofile)
         if not wait_banner(self.port):
+            self.stop()
             raise RuntimeError("the gateway did not start: see " + self.cfg[:-5] + ".log")
+        if re.search(r'^pipeline\s*=.*"greylist"', text, re.M) and not env.greylist_passed:
+            try:
+                pass_greylist(self.port, sink)
+            except RuntimeError:
+                self.stop()
+                raise
+            env.greylist_passed = True
 
     def stop(self):
         self.proc.terminate()
@@ -199,7 +300,13 @@ async def idle_probe(port, count):
 def idle(out, row):
     raise_nofile()
     sink = Sink(out)
-    gw = GatewayRow(row, out, sink.port)
+    env = RunEnv(out, 0)
+    try:
+        gw = GatewayRow(row, out, sink, env)
+    except BaseException:
+        env.stop()
+        sink.stop()
+        raise
     try:
         time.sleep(1)
         base = rss_kib(gw.proc.pid)
@@ -219,6 +326,7 @@ def idle(out, row):
                     upstream_conns=upstream)
     finally:
         gw.stop()
+        env.stop()
         sink.stop()
 
 
@@ -234,7 +342,12 @@ def median_rows(runs):
                         sink_cpu_pct="%.1f" % med("sink_cpu_pct"), status="ok",
                         sut_cpu_us_per_msg="%.0f" % med("sut_cpu_us_per_msg") if t != "direct" else "",
                         sink_cpu_us_per_msg="%.0f" % med("sink_cpu_us_per_msg"),
-                        ratio="%.2f" % statistics.median(float(r["ratio"]) for r in ok)))
+                        ratio="%.2f" % statistics.median(float(r["ratio"]) for r in ok),
+                        ratio_runs=" / ".join(r["ratio"] for r in sorted(ok, key=lambda r: r["run"])),
+                        ratio_empty=("%.2f" % statistics.median(float(r["ratio_empty"]) for r in ok)
+                                     if all(r.get("ratio_empty") for r in ok) else ""),
+                        ratio_empty_runs=" / ".join(r.get("ratio_empty", "") for r in sorted(ok, key=lambda r: r["run"])),
+                        cpu_runs=" / ".join(r["sut_cpu_us_per_msg"] for r in sorted(ok, key=lambda r: r["run"]))))
     return out
 
 
@@ -253,6 +366,7 @@ def main():
     if mode in ("all", "matrix"):
         for run in range(1, RUNS + 1):
             sink = Sink(out)
+            env = RunEnv(out, run)
             try:
                 for size in SIZES:
                     for s in SESSIONS:
@@ -261,22 +375,28 @@ def main():
                         runs.append(d)
                         print("run %d %s" % (run, d), flush=True)
                         for row in ROWS:
-                            gw = GatewayRow(row, out, sink.port)
+                            gw = GatewayRow(row, out, sink, env)
                             try:
                                 r = cell("gateway-" + row.replace(":", "-"), gw.port, sink, size, s, gw.proc.pid)
                             finally:
                                 gw.stop()
                             r.update(run=run, ratio="%.2f" % (float(r["msgs_per_s"]) / float(d["msgs_per_s"])))
+                            # the share of the empty pipeline: gateway-empty of the same cell and run
+                            empty = [e for e in runs if e["run"] == run and e["size"] == size and e["sessions"] == s
+                                     and e["target"] == "gateway-empty" and e["status"] == "ok"]
+                            if empty and r["target"] != "gateway-empty":
+                                r["ratio_empty"] = "%.2f" % (float(r["msgs_per_s"]) / float(empty[0]["msgs_per_s"]))
                             runs.append(r)
                             print("run %d %s" % (run, r), flush=True)
             finally:
+                env.stop()
                 sink.stop()
-        cols = ["run", "target", "size", "sessions", "msgs", "wall_s", "msgs_per_s", "ratio", "sink_cpu_pct",
+        cols = ["run", "target", "size", "sessions", "msgs", "wall_s", "msgs_per_s", "ratio", "ratio_empty", "sink_cpu_pct",
                 "sink_cpu_us_per_msg", "sut_cpu_us_per_msg", "status"]
         write_tsv(os.path.join(out, "runs.tsv"), runs, cols)
         med = median_rows(runs)
         write_tsv(os.path.join(out, "results.tsv"), med, ["target", "size", "sessions", "n", "msgs_per_s", "ratio",
-                                                          "sink_cpu_pct", "sink_cpu_us_per_msg",
+                                                          "ratio_empty", "sink_cpu_pct", "sink_cpu_us_per_msg",
                                                           "sut_cpu_us_per_msg", "status"])
     idle_rows = []
     if mode in ("all", "idle") and IDLE_CONNS > 0:
@@ -286,12 +406,18 @@ def main():
             idle_rows.append(r)
     with open(os.path.join(out, "report.md"), "w") as f:
         if runs:
-            f.write("Medians of %d runs; ratio = the median of gateway / direct taken within each run.\n\n" % RUNS)
-            f.write("| target | size | sessions | msgs/s | ratio to direct | CPU µs/msg (gateway) | sink CPU µs/msg | runs ok |\n")
-            f.write("|---|---:|---:|---:|---:|---:|---:|---:|\n")
+            f.write("Medians of %d runs; ratio = the median of gateway / direct taken within each run; share of "
+                    "empty = the median of row / gateway-empty taken within each run (same cell); the values of "
+                    "each run follow in parentheses, run 1 first.\n\n" % RUNS)
+            f.write("| target | size | sessions | msgs/s | ratio to direct | share of empty | CPU µs/msg (gateway) "
+                    "| sink CPU µs/msg | runs ok |\n")
+            f.write("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
             for r in med:
-                f.write("| %s | %s | %s | %s | %s | %s | %s | %s |\n" % (
-                    r["target"], r["size"], r["sessions"], r["msgs_per_s"], r["ratio"], r["sut_cpu_us_per_msg"] or "–",
+                per = lambda k: " (%s)" % r[k + "_runs"] if r["n"] > 1 and r["target"] != "direct" else ""  # noqa: E731
+                f.write("| %s | %s | %s | %s | %s%s | %s | %s | %s | %s |\n" % (
+                    r["target"], r["size"], r["sessions"], r["msgs_per_s"], r["ratio"], per("ratio"),
+                    (r["ratio_empty"] + per("ratio_empty")) if r["ratio_empty"] else "–",
+                    (r["sut_cpu_us_per_msg"] + per("cpu")) if r["sut_cpu_us_per_msg"] else "–",
                     r["sink_cpu_us_per_msg"], r["n"]))
             f.write("\nEvery run: see runs.tsv (a cell is `ok` when smtp-source succeeded and the sink counted every message).\n")
             bad = [r for r in runs if r["status"] != "ok"]

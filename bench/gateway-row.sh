@@ -6,7 +6,8 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 profile="$here/profiles/$1.toml"
-cfg="${BENCH_CELL_DIR:-.}/gateway-$1.toml"
+cell_dir="$(cd "${BENCH_CELL_DIR:-.}" && pwd)"
+cfg="$cell_dir/gateway-$1.toml"
 {
   # ${BENCH_*} placeholders in a profile come from bench/run-anchors.sh's environment
   envsubst '${BENCH_DNS_PORT} ${BENCH_STATE} ${BENCH_DIR} ${BENCH_KEYS} ${BENCH_ANCHOR_KEYS}' < "$profile"
@@ -30,4 +31,7 @@ listen = ""
 level = "${GATEWAY_LOG_LEVEL:-warn}"
 TOML
 } > "$cfg"
-exec "${GATEWAY_BIN:-$here/../build/smtp-gateway}" --config "$cfg"
+# run in the repository's root, as bench/driver.py does: paths in policies are relative to it
+gateway="${GATEWAY_BIN:-$here/../build/smtp-gateway}"
+cd "$here/.."
+exec "$gateway" --config "$cfg"

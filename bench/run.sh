@@ -6,6 +6,8 @@
 #   bash bench/run.sh                          # 4 KiB, 1 and 20 sessions, pool on/off, 3 runs, idle 10,000
 #   RUNS=5 SIZES="4096 102400" SESSIONS="1 20 200" bash bench/run.sh
 #   ROWS="empty" IDLE_CONNS=0 bash bench/run.sh    # one row, no idle probe
+#   ROWS="empty inbound-full" IDLE_CONNS=0 bash bench/run.sh   # every inbound plugin (DNS server, greylist
+#                                              # warm-up and store filled in by driver.py)
 #   bash bench/run.sh idle                     # only the idle-connection probe
 # Results: bench/out/<UTC time>/ (report.md, results.tsv, runs.tsv, *.svg).
 set -euo pipefail
