@@ -1,5 +1,5 @@
 // The Lua policy host: compiles the policy scripts once, keeps one sandboxed lua_State per worker
-// thread (created lazily, loaded with the same scripts) and runs the SPEC's hooks in them.
+// thread (created lazily, loaded with the same scripts) and runs the policy hooks (docs/lua.md) in them.
 //
 // Every hook call runs as a Lua coroutine, so gateway.store.* can yield back to C++, which co_awaits
 // the store and resumes the script. Lua is entered only through lua_pcall/lua_resume; no C++ exception

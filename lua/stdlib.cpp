@@ -43,7 +43,7 @@ int l_collectgarbage(lua_State* L) {
   return lua_gettop(L);
 }
 
-// load() of text chunks only: a binary chunk raises (SPEC: withheld functions raise).
+// load() of text chunks only: a binary chunk raises (docs/lua.md: withheld functions raise).
 int l_load(lua_State* L) {
   int n = lua_gettop(L);
   if (lua_type(L, 1) == LUA_TSTRING) {

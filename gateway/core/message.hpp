@@ -18,7 +18,12 @@ struct HeaderField {
 
 class Message {
  public:
-  std::string& buffer() { return data_; }
+  // Write access to the content: the parsed-field cache is dropped, since the caller may replace it.
+  std::string& buffer() {
+    parsed_ = false;
+    fields_.clear();
+    return data_;
+  }
   const std::string& data() const { return data_; }
   size_t size() const { return data_.size(); }
   void clear();

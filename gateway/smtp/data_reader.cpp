@@ -1,5 +1,6 @@
 #include "gateway/smtp/data_reader.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 namespace gw::smtp {
@@ -7,12 +8,18 @@ namespace gw::smtp {
 DataReader::DataReader(std::string& out, std::uint64_t max_size, std::size_t max_line)
     : out_(out), max_size_(max_size), max_line_(max_line) {}
 
+// Past a limit the content is refused anyway; what was kept is cut at the limit itself, so the
+// result does not depend on how the input was split into reads (a run and its pieces agree).
 void DataReader::put(const char* p, std::size_t n) {
+  if (!too_big_ && !line_too_long_) {
+    const std::size_t line_room = line_len_ < max_line_ ? max_line_ - line_len_ : 0;
+    const std::uint64_t size_room = total_ < max_size_ ? max_size_ - total_ : 0;
+    out_.append(p, static_cast<std::size_t>(std::min<std::uint64_t>({n, line_room, size_room})));
+  }
   line_len_ += n;
   if (line_len_ > max_line_) line_too_long_ = true;
   total_ += n;
   if (total_ > max_size_) too_big_ = true;
-  if (!too_big_ && !line_too_long_) out_.append(p, n);
 }
 
 void DataReader::newline(bool real) {

@@ -46,6 +46,19 @@ MDB_val val(std::string_view s) { return MDB_val{s.size(), const_cast<char*>(s.d
 
 std::string err(int rc) { return std::string("lmdb: ") + mdb_strerror(rc); }
 
+// The result of a write transaction: its value, or the error (a full map named as such).
+template <class T>
+Result<T> written(int rc, T value) {
+  Result<T> out;
+  if (rc) {
+    out.error = rc == MDB_MAP_FULL ? "store full (store.max_size)" : err(rc);
+    return out;
+  }
+  out.ok = true;
+  out.value = std::move(value);
+  return out;
+}
+
 std::int64_t expiry_for(std::int64_t now, Store::Ttl ttl) { return ttl.count() > 0 ? now + ttl.count() : 0; }
 
 }  // namespace
@@ -129,7 +142,6 @@ static int run_write(MDB_env* env, const std::function<int(MDB_txn*)>& f, const 
 }
 
 Result<std::int64_t> LmdbStore::incr_now(const std::string& key_in, std::int64_t n, Ttl ttl) {
-  Result<std::int64_t> out;
   std::string key = detail::bound_key(key_in, kMaxKey);
   std::int64_t result = 0;
   int rc = run_write(env_, [&](MDB_txn* txn) {
@@ -148,13 +160,7 @@ Result<std::int64_t> LmdbStore::incr_now(const std::string& key_in, std::int64_t
     MDB_val nv = val(enc);
     return mdb_put(txn, dbi_, &k, &nv, 0);
   }, [this] { sweep(); });
-  if (rc) {
-    out.error = rc == MDB_MAP_FULL ? "store full (store.max_size)" : err(rc);
-    return out;
-  }
-  out.ok = true;
-  out.value = result;
-  return out;
+  return written(rc, result);
 }
 
 Result<std::optional<std::string>> LmdbStore::get_now(const std::string& key_in) {
@@ -179,7 +185,6 @@ Result<std::optional<std::string>> LmdbStore::get_now(const std::string& key_in)
 }
 
 Result<bool> LmdbStore::set_now(const std::string& key_in, const std::string& value, Ttl ttl, bool only_if_absent) {
-  Result<bool> out;
   std::string key = detail::bound_key(key_in, kMaxKey);
   bool stored = false;
   int rc = run_write(env_, [&](MDB_txn* txn) {
@@ -198,13 +203,7 @@ Result<bool> LmdbStore::set_now(const std::string& key_in, const std::string& va
     stored = true;
     return mdb_put(txn, dbi_, &k, &nv, 0);
   }, [this] { sweep(); });
-  if (rc) {
-    out.error = rc == MDB_MAP_FULL ? "store full (store.max_size)" : err(rc);
-    return out;
-  }
-  out.ok = true;
-  out.value = stored;
-  return out;
+  return written(rc, stored);
 }
 
 Result<RateDecision> LmdbStore::rate_now(const std::string& key_in, std::int64_t limit, Ttl period, std::int64_t cost) {
@@ -237,13 +236,7 @@ Result<RateDecision> LmdbStore::rate_now(const std::string& key_in, std::int64_t
     MDB_val nv = val(enc);
     return mdb_put(txn, dbi_, &k, &nv, 0);
   }, [this] { sweep(); });
-  if (rc && rc != MDB_KEYEXIST) {
-    out.error = rc == MDB_MAP_FULL ? "store full (store.max_size)" : err(rc);
-    return out;
-  }
-  out.ok = true;
-  out.value = d;
-  return out;
+  return written(rc == MDB_KEYEXIST ? 0 : rc, d);
 }
 
 std::size_t LmdbStore::sweep(std::size_t budget) {
@@ -378,12 +371,7 @@ Result<bool> LmdbStore::log_append_now(const std::string& log, const std::string
     MDB_val ek = val(key), ev = val(body);
     return mdb_put(txn, dbi_, &ek, &ev, 0);
   }, [this] { sweep(); });
-  if (rc) {
-    out.error = rc == MDB_MAP_FULL ? "store full (store.max_size)" : err(rc);
-    return out;
-  }
-  out.ok = out.value = true;
-  return out;
+  return written(rc, true);
 }
 
 Result<std::vector<Store::LogEntry>> LmdbStore::log_read_now(const std::string& log, const std::string& after,

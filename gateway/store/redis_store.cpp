@@ -251,29 +251,26 @@ struct RedisStore::Conn : std::enable_shared_from_this<RedisStore::Conn> {
     p->timer.cancel();
   }
 
-  void arm_read() {
-    if (reading || !want_read || !ac || !sd) return;
-    reading = true;
-    sd->async_wait(asio::posix::descriptor_base::wait_read, [w = weak_from_this(), g = gen](boost::system::error_code ec) {
-      auto s = w.lock();
-      if (!s || g != s->gen) return;
-      s->reading = false;
-      if (ec || !s->ac) return;
-      if (s->want_read) redisAsyncHandleRead(s->ac);
-      s->arm_read();
-    });
-  }
+  void arm_read() { arm(false); }
+  void arm_write() { arm(true); }
 
-  void arm_write() {
-    if (writing || !want_write || !ac || !sd) return;
-    writing = true;
-    sd->async_wait(asio::posix::descriptor_base::wait_write, [w = weak_from_this(), g = gen](boost::system::error_code ec) {
+  // Waits until the socket is readable (or writable) and lets hiredis read (write); re-arms while
+  // hiredis still wants it. `gen` drops a wait that belongs to a connection since replaced.
+  void arm(bool write) {
+    bool& busy = write ? writing : reading;
+    if (busy || !(write ? want_write : want_read) || !ac || !sd) return;
+    busy = true;
+    const auto what = write ? asio::posix::descriptor_base::wait_write : asio::posix::descriptor_base::wait_read;
+    sd->async_wait(what, [w = weak_from_this(), g = gen, write](boost::system::error_code ec) {
       auto s = w.lock();
       if (!s || g != s->gen) return;
-      s->writing = false;
+      (write ? s->writing : s->reading) = false;
       if (ec || !s->ac) return;
-      if (s->want_write) redisAsyncHandleWrite(s->ac);
-      s->arm_write();
+      if (write ? s->want_write : s->want_read) {
+        if (write) redisAsyncHandleWrite(s->ac);
+        else redisAsyncHandleRead(s->ac);
+      }
+      s->arm(write);
     });
   }
 };
@@ -369,25 +366,18 @@ asio::awaitable<Result<std::optional<std::string>>> RedisStore::get(std::string 
 }
 
 asio::awaitable<Result<bool>> RedisStore::set(std::string key, std::string value, Ttl ttl) {
-  Result<bool> out;
-  std::vector<std::string> argv{"SET", std::move(key), std::move(value)};
-  if (ttl.count() > 0) {
-    argv.push_back("PX");
-    argv.push_back(std::to_string(ttl.count()));
-  }
-  auto r = co_await command(std::move(argv));
-  if (!r.ok) {
-    out.error = r.error;
-    co_return out;
-  }
-  out.ok = true;
-  out.value = true;
-  co_return out;
+  co_return co_await set_with(std::move(key), std::move(value), ttl, false);
 }
 
 asio::awaitable<Result<bool>> RedisStore::set_if_absent(std::string key, std::string value, Ttl ttl) {
+  co_return co_await set_with(std::move(key), std::move(value), ttl, true);
+}
+
+// SET key value [NX] [PX ttl]: true when stored (with NX, nil means the key existed).
+asio::awaitable<Result<bool>> RedisStore::set_with(std::string key, std::string value, Ttl ttl, bool only_if_absent) {
   Result<bool> out;
-  std::vector<std::string> argv{"SET", std::move(key), std::move(value), "NX"};
+  std::vector<std::string> argv{"SET", std::move(key), std::move(value)};
+  if (only_if_absent) argv.push_back("NX");
   if (ttl.count() > 0) {
     argv.push_back("PX");
     argv.push_back(std::to_string(ttl.count()));
@@ -398,7 +388,7 @@ asio::awaitable<Result<bool>> RedisStore::set_if_absent(std::string key, std::st
     co_return out;
   }
   out.ok = true;
-  out.value = r.value.type == REDIS_REPLY_STATUS;  // "OK"; nil when the key existed
+  out.value = !only_if_absent || r.value.type == REDIS_REPLY_STATUS;  // "OK"
   co_return out;
 }
 

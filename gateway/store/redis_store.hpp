@@ -62,6 +62,7 @@ class RedisStore : public Store {
   // Sends one command on the calling io_context's connection. ok = false: not sent, no reply in
   // time, connection lost, or an error reply (error = its text).
   boost::asio::awaitable<Result<Reply>> command(std::vector<std::string> argv);
+  boost::asio::awaitable<Result<bool>> set_with(std::string key, std::string value, Ttl ttl, bool only_if_absent);
 
  private:
   boost::asio::awaitable<Result<Reply>> script(const std::string& body, const std::string& sha,

@@ -23,14 +23,8 @@ Action parse_action(const config::Table& t, const char* key, const char* def) {
   return Action::ignore;
 }
 
-// A key=value value for Received-SPF (RFC 7208 §9.1): a dot-atom as is, anything else quoted.
-std::string kv_value(const std::string& v) {
-  bool atom = !v.empty();
-  for (char c : v) {
-    unsigned char u = static_cast<unsigned char>(c);
-    if (!(std::isalnum(u) || std::string_view("!#$%&'*+-/=?^_`{|}~.@").find(c) != std::string_view::npos)) atom = false;
-  }
-  if (atom && v.find('@') == std::string::npos) return v;
+// A quoted-string (RFC 5322 §3.2.4): printable ASCII, '"' and '\\' escaped, the rest dropped.
+std::string quoted_string(const std::string& v) {
   std::string out = "\"";
   for (char c : v) {
     unsigned char u = static_cast<unsigned char>(c);
@@ -39,6 +33,17 @@ std::string kv_value(const std::string& v) {
     out += c;
   }
   return out + "\"";
+}
+
+// A key=value value for Received-SPF (RFC 7208 §9.1): a dot-atom as is, anything else quoted.
+std::string kv_value(const std::string& v) {
+  bool atom = !v.empty();
+  for (char c : v) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (!(std::isalnum(u) || std::string_view("!#$%&'*+-/=?^_`{|}~.@").find(c) != std::string_view::npos)) atom = false;
+  }
+  if (atom && v.find('@') == std::string::npos) return v;
+  return quoted_string(v);
 }
 
 // A comment's text: printable ASCII without parentheses or backslashes.
@@ -73,14 +78,7 @@ std::string ar_value(const std::string& v) {
     if (u <= 0x20 || u > 0x7e || std::string_view("()<>,;:\\\"/[]?=").find(c) != std::string_view::npos) plain = false;
   }
   if (plain) return v;
-  std::string out = "\"";
-  for (char c : v) {
-    unsigned char u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u > 0x7e) continue;
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "\"";
+  return quoted_string(v);
 }
 
 class SpfPlugin : public Plugin {

@@ -36,11 +36,15 @@ for t in "${targets[@]}"; do
   corpus="$out/corpus_$t"
   mkdir -p "$corpus"
   echo "fuzz $t: ${secs}s"
+  # Each target's findings are named after it; an earlier run's are dropped (a fixed crash becomes a
+  # seed in tests/fuzz/corpus/TARGET, which every run replays first).
+  rm -f "$out/$t"-crash-* "$out/$t"-leak-* "$out/$t"-timeout-*
   (cd "$out" && "$bin" -max_total_time="$secs" -max_len=4096 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-      "$corpus" "$root/tests/fuzz/corpus/$t" 2>&1 | grep -E "stat::number_of_executed_units|stat::peak_rss|ERROR|SUMMARY|Done" || true)
+      -artifact_prefix="$out/$t-" "$corpus" "$root/tests/fuzz/corpus/$t" 2>&1 \
+      | grep -E "stat::number_of_executed_units|stat::peak_rss|ERROR|SUMMARY|Done|Test unit written" || true)
   # libFuzzer exits non-zero on a crash; the grep above hides its status, so look for the artifact
-  if [ -n "$(find "$out" -maxdepth 1 \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' \) -print -quit)" ]; then
-    echo "fuzz $t: FAILED, inputs in $out"; exit 1
+  if [ -n "$(find "$out" -maxdepth 1 \( -name "$t-crash-*" -o -name "$t-leak-*" -o -name "$t-timeout-*" \) -print -quit)" ]; then
+    echo "fuzz $t: FAILED, inputs in $out/$t-*"; exit 1
   fi
 done
 echo "fuzz: all targets ran clean"

@@ -41,3 +41,13 @@ TEST(Transaction, OneAuthenticationResultsHeaderFirst) {
   tx.reset();
   EXPECT_TRUE(tx.final_headers("mx.test").empty());
 }
+
+TEST(Message, NewContentThroughBufferIsParsedAfresh) {
+  gw::Message m;
+  m.buffer() = "Subject: first\r\nX-Old: 1\r\n\r\nbody\r\n";
+  ASSERT_EQ(m.header("X-Old").value_or(""), "1");
+  m.buffer() = "Subject: second\r\n\r\nother\r\n";
+  EXPECT_EQ(m.header("Subject").value_or(""), "second");
+  EXPECT_FALSE(m.header("X-Old").has_value());
+  EXPECT_EQ(m.fields().size(), 1u);
+}

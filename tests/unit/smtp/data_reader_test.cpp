@@ -89,3 +89,16 @@ TEST(DataReader, TooBigKeepsReadingToTheEnd) {
   EXPECT_EQ(in.substr(used), "NEXT");
   EXPECT_LE(out.size(), 1000u);
 }
+
+// Found by fuzz.data_reader: a line over the limit fed whole or byte by byte kept different content.
+TEST(DataReader, OverLongLineKeepsTheSameContentHoweverSplit) {
+  const std::string in = "ok\r\n" + std::string(1200, 'x') + "\r\nmore\r\n.\r\n";
+  std::string whole, parts;
+  DataReader a(whole, 1 << 20), b(parts, 1 << 20);
+  a.feed(in.data(), in.size());
+  for (std::size_t i = 0; i < in.size() && !b.done(); ++i) b.feed(in.data() + i, 1);
+  EXPECT_TRUE(a.line_too_long());
+  EXPECT_TRUE(b.line_too_long());
+  EXPECT_EQ(whole, parts);
+  EXPECT_EQ(whole, "ok\r\n" + std::string(998, 'x'));
+}
