@@ -6,6 +6,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 
 import pytest  # noqa: E402
 
+import gwtest  # noqa: E402
 from gwtest import Gateway, RecordingSink  # noqa: E402
 
 
@@ -30,3 +31,13 @@ def gateway_factory(tmp_path):
     yield make
     for g in started:
         g.stop()
+
+
+@pytest.fixture(autouse=True)
+def stop_leftover_gateways():
+    """No gateway outlives its test, however it was started."""
+    yield
+    while gwtest.RUNNING:
+        g = gwtest.RUNNING.pop()
+        if g.proc and g.proc.poll() is None:
+            g.stop()

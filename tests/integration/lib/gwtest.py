@@ -347,6 +347,11 @@ def gateway_toml(port, metrics_port, upstream_ports=(), pipeline=None, listeners
     return text + body
 
 
+# Every gateway process a test started; conftest.py stops the ones still running after each test
+# (and so checks their logs for sanitizer reports), whichever helper started them.
+RUNNING = []
+
+
 class Gateway:
     """The real smtp-gateway with a config written by gateway_toml(): `config_body` and `extra` are
     appended as its body; every other keyword (pipeline, listeners, trusted, threads, ...) goes to
@@ -376,6 +381,7 @@ class Gateway:
         self.logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen([self.binary, "--config", self.config_path], stdout=self.logf,
                                      stderr=subprocess.STDOUT, cwd=str(self.tmp))
+        RUNNING.append(self)
         if wait and not wait_port(self.port):
             self.stop()
             raise RuntimeError("gateway did not start:\n" + self.log())
