@@ -25,3 +25,33 @@ def test_sink_never_shows_an_acknowledged_message_late(sink, gateway_factory):
         code, lines = send_message(gw.port, body=b"Subject: n%d\r\n\r\nhello\r\n" % i)
         assert code == 250, lines
         assert len(sink.messages) == i + 1  # no wait_count: this is the race being tested
+
+
+def test_gateway_start_survives_a_port_taken_by_another_process(sink, tmp_path, monkeypatch):
+    """free_port() then bind is a window every test shares: another process holds the port chosen
+    first, and Gateway.start() starts the gateway on fresh ports instead of failing or, worse,
+    taking the other process's listening socket for the gateway's."""
+    import socket
+    import gwtest
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen(1)
+    taken = squatter.getsockname()[1]
+    real = gwtest.free_port
+    first = [True]
+
+    def free_port():
+        if first[0]:
+            first[0] = False
+            return taken
+        return real()
+
+    monkeypatch.setattr(gwtest, "free_port", free_port)
+    try:
+        gw = gwtest.Gateway(tmp_path, upstream_ports=[sink.port]).start()
+        assert gw.port != taken
+        assert gw.port in gwtest.listening_ports(gw.proc.pid)
+        code, lines = send_message(gw.port)
+        assert code == 250, lines
+    finally:
+        squatter.close()

@@ -84,6 +84,8 @@ class Scenario:
         self.tag = spf_gateway(tmp, self.sink, self.dns, dns_timeout="1s", threads=1, log_level="info")
         self.reject = spf_gateway(tmp, self.sink, self.dns, on_fail="reject", dns_timeout="1s", threads=1,
                                   log_level="info")
+        self.tag.outlives_test()  # shared by every case of this document; stop() below ends them
+        self.reject.outlives_test()
 
     def stop(self):
         self.tag.stop()

@@ -169,16 +169,8 @@ def gateway_config(listeners, **config):
 
 
 def start_gateway(tmp_path, config, upstream_ports, **settings):
-    """Starts Gateway(**config, **settings); a port taken by someone else between free_port() and bind
-    (tests of several engineers run side by side) is retried with fresh ports."""
-    for attempt in range(4):
-        g = Gateway(tmp_path, upstream_ports=upstream_ports, **dict(config, **settings))
-        try:
-            return g.start()
-        except RuntimeError as e:
-            if "Address already in use" in str(e) and attempt < 3:
-                continue
-            raise
+    """Starts Gateway(**config, **settings) (Gateway.start retries a port someone else took)."""
+    return Gateway(tmp_path, upstream_ports=upstream_ports, **dict(config, **settings)).start()
 
 
 def wait_log(gw, needle, timeout=10.0, start=0):

@@ -23,6 +23,33 @@ def free_port():
         return s.getsockname()[1]
 
 
+def listening_ports(pid):
+    """The TCP ports on which process `pid` has a listening socket (from /proc, Linux)."""
+    inodes = set()
+    try:
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            try:
+                link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+    except OSError:
+        return set()
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    cols = line.split()
+                    if cols[3] == "0A" and cols[9] in inodes:  # 0A = LISTEN
+                        ports.add(int(cols[1].rsplit(":", 1)[1], 16))
+        except OSError:
+            pass
+    return ports
+
+
 def wait_port(port, timeout=10.0, host="127.0.0.1"):
     end = time.time() + timeout
     while time.time() < end:
@@ -359,6 +386,9 @@ class Gateway:
 
     def __init__(self, tmp_path, config_body=None, binary="smtp-gateway", upstream_ports=(), port=None, extra="",
                  listeners=None, body="", **config):
+        # kept so that start() can rewrite the config with fresh ports when another process took one
+        self._args = dict(tmp_path=tmp_path, config_body=config_body, binary=binary, upstream_ports=upstream_ports,
+                          port=port, extra=extra, listeners=listeners, body=body, **config)
         self.tmp = tmp_path
         self.port = port or free_port()
         self.metrics_port = free_port()
@@ -378,13 +408,44 @@ class Gateway:
         self.proc = None
 
     def start(self, wait=True):
-        self.logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([self.binary, "--config", self.config_path], stdout=self.logf,
-                                     stderr=subprocess.STDOUT, cwd=str(self.tmp))
-        RUNNING.append(self)
-        if wait and not wait_port(self.port):
+        """Starts the binary and, with `wait`, returns once this process listens on gw.port. free_port()
+        then bind is a window in which another process (a test running beside this one) may take a port:
+        when every port was chosen here, that is retried with fresh ports, never reported as a failure."""
+        for attempt in range(4):
+            self.logf = open(self.log_path, "ab")
+            self.proc = subprocess.Popen([self.binary, "--config", self.config_path], stdout=self.logf,
+                                         stderr=subprocess.STDOUT, cwd=str(self.tmp))
+            if self not in RUNNING:
+                RUNNING.append(self)
+            if not wait or self._wait_listening():
+                return self
             self.stop()
-            raise RuntimeError("gateway did not start:\n" + self.log())
+            log = self.log()
+            if "Address already in use" in log and self._ports_are_ours() and attempt < 3:
+                self.__init__(**self._args)
+                continue
+            raise RuntimeError("gateway did not start:\n" + log)
+
+    def _ports_are_ours(self):
+        a = self._args
+        return a["port"] is None and all("port" not in l for l in (a["listeners"] or [])[1:])
+
+    def _wait_listening(self, timeout=10.0):
+        """True once this process (not whoever else may hold the port) listens on gw.port."""
+        end = time.time() + timeout
+        while time.time() < end:
+            if self.proc.poll() is not None:
+                return False
+            if self.port in listening_ports(self.proc.pid):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def outlives_test(self):
+        """For a gateway a module-scoped fixture shares between tests: the per-test clean-up leaves it
+        to the fixture that started it."""
+        if self in RUNNING:
+            RUNNING.remove(self)
         return self
 
     def log(self):
