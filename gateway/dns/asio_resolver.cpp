@@ -81,19 +81,48 @@ asio::awaitable<std::optional<Parsed>> over_tcp(const udp::endpoint& server, con
 
 AsioResolver::AsioResolver(ResolverOptions opts) : opts_(std::move(opts)) {}
 
-// Waiters still parked at destruction belong to io_contexts that are going away (process exit):
-// their handlers own suspended coroutines whose sockets may already be gone, so they are
-// deliberately never destroyed.
+// Waiters still parked when the resolver goes without shutdown() (an io_context destroyed while
+// others still run, as in some unit tests) hold suspended coroutines of other io_contexts that may
+// already be gone: destroying them could touch freed sockets, so they are deliberately kept, never
+// destroyed. The gateway calls shutdown() first, and then nothing is left here.
+namespace {
+void keep_forever(std::vector<std::function<void(const Answer&)>>&& waiters) {
+  if (!waiters.empty()) new std::vector<std::function<void(const Answer&)>>(std::move(waiters));
+}
+}  // namespace
+
 AsioResolver::~AsioResolver() {
-  for (auto& [key, flight] : inflight_) new std::vector<std::function<void(const Answer&)>>(std::move(flight.waiters));
+  for (auto& [key, flight] : inflight_) keep_forever(std::move(flight.waiters));
+}
+
+void AsioResolver::shutdown() {
+  // Destroying a waiter destroys its coroutine, which may itself lead another lookup and so call
+  // abandon(): the waiters are taken out under the lock and destroyed outside it, until none is left.
+  for (;;) {
+    std::vector<std::function<void(const Answer&)>> drop;
+    {
+      std::lock_guard lk(mu_);
+      shut_down_ = true;
+      for (auto& [key, flight] : inflight_)
+        for (auto& w : flight.waiters) drop.push_back(std::move(w));
+      inflight_.clear();
+    }
+    if (drop.empty()) return;
+  }
 }
 
 void AsioResolver::abandon(const std::string& key) {
-  std::lock_guard lk(mu_);
-  auto it = inflight_.find(key);
-  if (it == inflight_.end()) return;
-  new std::vector<std::function<void(const Answer&)>>(std::move(it->second.waiters));  // see ~AsioResolver
-  inflight_.erase(it);
+  std::vector<std::function<void(const Answer&)>> waiters;
+  bool keep;
+  {
+    std::lock_guard lk(mu_);
+    auto it = inflight_.find(key);
+    if (it == inflight_.end()) return;
+    waiters = std::move(it->second.waiters);
+    inflight_.erase(it);
+    keep = !shut_down_;
+  }
+  if (keep) keep_forever(std::move(waiters));  // see above; after shutdown() they are destroyed here
 }
 
 ResolverStats AsioResolver::stats() const {

@@ -42,6 +42,7 @@ class AsioResolver : public Resolver, public std::enable_shared_from_this<AsioRe
   explicit AsioResolver(ResolverOptions opts);
   ~AsioResolver() override;
   boost::asio::awaitable<Answer> query(std::string name, Type type) override;
+  void shutdown() override;
   ResolverStats stats() const;
   void clear_cache();
 
@@ -68,6 +69,7 @@ class AsioResolver : public Resolver, public std::enable_shared_from_this<AsioRe
   std::unordered_map<std::string, Entry> cache_;
   std::unordered_map<std::string, Flight> inflight_;
   ResolverStats stats_;
+  bool shut_down_ = false;  // mu_
 };
 
 // The nameservers from resolv.conf-formatted text (port 53); empty when none.

@@ -33,6 +33,10 @@ class Resolver {
   virtual ~Resolver() = default;
   // Runs on the caller's executor; resolves within dns.timeout (retries included) or answers temperror.
   virtual boost::asio::awaitable<Answer> query(std::string name, Type type) = 0;
+  // Called once at exit, after every event loop has stopped and before any is destroyed: lookups
+  // still in flight let go of the coroutines waiting on them (destroying those, as their io_context
+  // would) instead of outliving the loops they belong to.
+  virtual void shutdown() {}
 };
 
 }  // namespace gw::dns

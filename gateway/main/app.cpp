@@ -23,6 +23,7 @@ App::~App() {
   if (main_io_) main_io_->stop();
   for (auto& t : threads_)
     if (t.joinable()) t.join();
+  if (services_.resolver) services_.resolver->shutdown();  // before the io_contexts go (members below)
 }
 
 std::shared_ptr<const Runtime> App::build_runtime(std::shared_ptr<const config::Config> cfg) {

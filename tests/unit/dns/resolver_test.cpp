@@ -297,3 +297,37 @@ TEST(DnsResolver, AskersOnOtherThreadsShareOneQueryAndResumeOnTheirOwnExecutor) 
   EXPECT_EQ(wrong_thread, 0);
   EXPECT_EQ(srv.udp_queries, 1);
 }
+
+// At exit the gateway stops its event loops with lookups still in flight, then calls shutdown()
+// before the loops are destroyed: the coroutines waiting on a lookup are destroyed (their frames'
+// destructors run, nothing leaks) and the leader's later destruction with its io_context is harmless.
+TEST(DnsResolver, ShutdownDestroysTheCoroutinesStillWaiting) {
+  auto io = std::make_unique<asio::io_context>();
+  FakeServer srv(*io);
+  srv.silent = true;
+  srv.start();
+  auto r = resolver_for({srv.endpoint()}, 60000);
+  struct Alive {
+    int& n;
+    explicit Alive(int& n) : n(n) { ++n; }
+    ~Alive() { --n; }
+  };
+  int alive = 0;
+  for (int i = 0; i < 3; ++i)
+    asio::co_spawn(*io, [&]() -> asio::awaitable<void> {
+      Alive a(alive);
+      co_await r->query("never.example", Type::A);
+      ADD_FAILURE() << "a lookup to a silent server answered within the test";
+    }, asio::detached);
+  io->run_for(std::chrono::milliseconds(200));
+  ASSERT_EQ(alive, 3);  // one leader, two joined
+  EXPECT_EQ(r->stats().joined, 2u);
+  io->stop();
+  r->shutdown();
+  // Asio destroys a coroutine on its own executor: the two waiters' destruction is now queued there.
+  io->restart();
+  io->poll();
+  EXPECT_EQ(alive, 1);  // the waiters are gone; the leader belongs to its io_context
+  io.reset();
+  EXPECT_EQ(alive, 0);  // without shutdown() the waiters would have been kept forever (2 here)
+}
