@@ -1,68 +1,97 @@
 #include "gateway/net/deadline.hpp"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/execution/context.hpp>
+#include <boost/asio/query.hpp>
 
 namespace gw::net {
+namespace asio = boost::asio;
 
-struct Deadline::State {
-  explicit State(boost::asio::any_io_executor ex) : timer(ex) {}
-  boost::asio::steady_timer timer;
-  clock::time_point deadline = clock::time_point::max();
-  std::function<void()> on_expire;
-  bool expired = false;
-  bool stopped = false;
-};
-
-namespace {
-boost::asio::awaitable<void> watch(std::shared_ptr<Deadline::State> s);
-}
-
-Deadline::Deadline(boost::asio::any_io_executor ex) : state_(std::make_shared<State>(ex)) {}
+Deadline::Deadline(asio::any_io_executor ex) : ex_(std::move(ex)) {}
 Deadline::~Deadline() { stop(); }
 
 void Deadline::start(std::function<void()> on_expire) {
-  state_->on_expire = std::move(on_expire);
-  state_->timer.expires_at(clock::time_point::max());
-  boost::asio::co_spawn(state_->timer.get_executor(), watch(state_), boost::asio::detached);
+  on_expire_ = std::move(on_expire);
+  if (svc_) return;
+  svc_ = &asio::use_service<DeadlineService>(asio::query(ex_, asio::execution::context));
+  svc_->add(this, ex_);
+  if (deadline_ != clock::time_point::max()) svc_->arm(deadline_);
 }
 
 void Deadline::expires_after(clock::duration d) {
-  auto t = clock::now() + d;
-  state_->deadline = t;
-  state_->expired = false;
-  if (t < state_->timer.expiry()) state_->timer.expires_at(t);  // wakes the watchdog to re-arm earlier
+  deadline_ = clock::now() + d;
+  expired_ = false;
+  if (svc_) svc_->arm(deadline_);  // only touches the timer when this one is earlier than it
 }
 
-void Deadline::never() { state_->deadline = clock::time_point::max(); }
-bool Deadline::expired() const { return state_->expired; }
-void Deadline::clear_expired() { state_->expired = false; }
+void Deadline::never() { deadline_ = clock::time_point::max(); }
 
 void Deadline::stop() {
-  if (!state_ || state_->stopped) return;
-  state_->stopped = true;
-  state_->on_expire = nullptr;
-  state_->timer.cancel();
+  on_expire_ = nullptr;
+  if (svc_) svc_->remove(this);
+  svc_ = nullptr;
 }
 
-namespace {
-boost::asio::awaitable<void> watch(std::shared_ptr<Deadline::State> s) {
-  while (!s->stopped) {
-    co_await s->timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
-    if (s->stopped) break;
-    auto now = Deadline::clock::now();
-    if (s->deadline <= now) {
-      s->deadline = Deadline::clock::time_point::max();
-      s->expired = true;
-      s->timer.expires_at(Deadline::clock::time_point::max());
-      if (s->on_expire) s->on_expire();
-    } else {
-      s->timer.expires_at(s->deadline);
-    }
+void DeadlineService::add(Deadline* d, const asio::any_io_executor& ex) {
+  if (!timer_ && !shut_) timer_.emplace(ex);
+  d->slot_ = entries_.size();
+  entries_.push_back(d);
+}
+
+void DeadlineService::remove(Deadline* d) {
+  if (d->slot_ >= entries_.size() || entries_[d->slot_] != d) return;
+  Deadline* last = entries_.back();
+  entries_[d->slot_] = last;
+  last->slot_ = d->slot_;
+  entries_.pop_back();
+  d->slot_ = Deadline::kNotRegistered;
+  // The timer may stay armed for d's deadline: firing early costs one scan and re-arms. With no
+  // deadline left it is cancelled, so that a context with nothing else to do can run out of work.
+  if (entries_.empty() && timer_ && armed_ != Deadline::clock::time_point::max()) {
+    armed_ = Deadline::clock::time_point::max();
+    timer_->cancel();
   }
 }
-}  // namespace
+
+void DeadlineService::arm(Deadline::clock::time_point t) {
+  if (t >= armed_ || !timer_) return;
+  armed_ = t;
+  timer_->expires_at(t);  // a wait already pending ends with operation_aborted and does nothing
+  timer_->async_wait([this](boost::system::error_code ec) {
+    if (!ec) fire();
+  });
+}
+
+void DeadlineService::fire() {
+  armed_ = Deadline::clock::time_point::max();
+  const auto now = Deadline::clock::now();
+  auto next = Deadline::clock::time_point::max();
+  due_.clear();
+  for (Deadline* d : entries_) {
+    if (d->deadline_ <= now) due_.push_back(d);
+    else if (d->deadline_ < next) next = d->deadline_;
+  }
+  // Expired ones are marked first and told after the scan: on_expire cancels a socket (its handlers
+  // run later), it adds or removes no deadline while the vector is walked.
+  for (Deadline* d : due_) {
+    d->deadline_ = Deadline::clock::time_point::max();
+    d->expired_ = true;
+  }
+  for (Deadline* d : due_)
+    if (d->on_expire_) d->on_expire_();
+  due_.clear();
+  if (next != Deadline::clock::time_point::max()) arm(next);
+}
+
+void DeadlineService::shutdown() {
+  // A Deadline that outlives its context (destroyed after it) then finds no service to leave.
+  for (Deadline* d : entries_) {
+    d->svc_ = nullptr;
+    d->slot_ = Deadline::kNotRegistered;
+  }
+  entries_.clear();
+  shut_ = true;
+  timer_.reset();
+  armed_ = Deadline::clock::time_point::min();  // arm() does nothing from here
+}
 
 }  // namespace gw::net
