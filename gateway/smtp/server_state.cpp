@@ -1,10 +1,12 @@
 #include "gateway/smtp/server_state.hpp"
 
+#include "gateway/smtp/session.hpp"
+
 namespace gw::smtp {
 
-void ServerState::add(Session* s, std::function<void()> drain) {
+void ServerState::add(Session* s) {
   std::lock_guard lock(mu_);
-  sessions_.emplace(s, std::move(drain));
+  sessions_.insert(s);
 }
 
 void ServerState::remove(Session* s) {
@@ -12,13 +14,11 @@ void ServerState::remove(Session* s) {
   sessions_.erase(s);
 }
 
+// Under the lock: a session being destroyed waits in remove() until this is done, so every pointer
+// here is alive (request_drain only posts to the session's thread; its weak_ptr finds it gone if so).
 void ServerState::drain_all() {
-  std::vector<std::function<void()>> calls;
-  {
-    std::lock_guard lock(mu_);
-    for (auto& [s, f] : sessions_) calls.push_back(f);
-  }
-  for (auto& f : calls) f();
+  std::lock_guard lock(mu_);
+  for (Session* s : sessions_) s->request_drain();
 }
 
 std::size_t ServerState::live() const {

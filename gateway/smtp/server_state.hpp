@@ -5,7 +5,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <unordered_map>
+#include <unordered_set>
 
 #include <boost/asio/ssl/context.hpp>
 
@@ -49,8 +49,8 @@ class ServerState {
   std::atomic<std::uint32_t> connections{0};
   std::atomic<bool> draining{false};
 
-  // Live sessions, so a drain can tell each one to finish (called on the session's own executor).
-  void add(Session* s, std::function<void()> drain);
+  // Live sessions, so a drain can tell each one to finish (Session::request_drain).
+  void add(Session* s);
   void remove(Session* s);
   void drain_all();
   std::size_t live() const;
@@ -60,7 +60,7 @@ class ServerState {
   std::shared_ptr<const Runtime> runtime_;
   std::shared_ptr<boost::asio::ssl::context> server_tls_;
   std::shared_ptr<boost::asio::ssl::context> client_tls_;
-  std::unordered_map<Session*, std::function<void()>> sessions_;
+  std::unordered_set<Session*> sessions_;  // a session leaves in its destructor
 };
 
 }  // namespace gw::smtp

@@ -51,8 +51,7 @@ Session::Session(tcp::socket socket, const config::ListenerConfig& listener, Ser
       listener_(listener),
       server_(server),
       stream_(std::move(socket)),
-      deadline_(stream_.socket().get_executor()),
-      upstream_wait_(stream_.socket().get_executor()) {}
+      deadline_(stream_.socket().get_executor()) {}
 
 Session::~Session() {
   deadline_.stop();
@@ -61,6 +60,16 @@ Session::~Session() {
     observe::CoreMetrics::get().connections_open.add(-1);
   }
   server_.remove(this);
+}
+
+// From the thread that drains (ServerState::drain_all): the flag is set on the session's own thread.
+void Session::request_drain() {
+  asio::post(stream_.socket().get_executor(), [weak = weak_from_this()] {
+    if (auto s = weak.lock()) {
+      s->drain_requested_ = true;
+      if (s->idle_) s->stream_.cancel();
+    }
+  });
 }
 
 void Session::reply(int code, std::string_view enhanced, std::string_view text) {
@@ -122,6 +131,10 @@ asio::awaitable<bool> Session::read_command(std::string& line, bool& too_long) {
       co_return false;
     }
     idle_ = phase_ != Phase::mail;
+    if (idle_) {  // between transactions a session may idle for long: it keeps no reply or line buffer
+      std::string().swap(out_);
+      std::string().swap(line);
+    }
     auto ec = co_await stream_.fill(kMaxCommandBuffer);
     idle_ = false;
     if (ec) {
@@ -191,18 +204,7 @@ asio::awaitable<void> Session::run() {
   counted_ = true;
   observe::CoreMetrics::get().connections_open.add(1);
   observe::CoreMetrics::get().connections_total.inc();
-  {
-    auto weak = weak_from_this();
-    auto ex = stream_.socket().get_executor();
-    server_.add(this, [weak, ex] {
-      asio::post(ex, [weak] {
-        if (auto s = weak.lock()) {
-          s->drain_requested_ = true;
-          if (s->idle_) s->stream_.cancel();
-        }
-      });
-    });
-  }
+  server_.add(this);
   if (server_.draining) drain_requested_ = true;
 
   if (co_await start()) {
@@ -222,7 +224,7 @@ asio::awaitable<void> Session::run() {
   deadline_.expires_after(std::chrono::seconds(10));
   if (rt_->pipeline->has(Stage::disconnect)) co_await rt_->pipeline->notify(Stage::disconnect, tx_);
   co_await flush();
-  co_await settle_upstream();
+  ensure_upstream();
   co_await upstream_->quit();
   deadline_.stop();
   stream_.close();
@@ -328,13 +330,9 @@ asio::awaitable<void> Session::on_mail(const Command& cmd) {
     co_await end_transaction(outcome_of_refusal(v.kind == Verdict::Kind::reject), "");
     co_return;
   }
-  co_await settle_upstream();
+  ensure_upstream();
   if (!upstream_->connected()) {
-    // An early open that just failed is the answer; the next MAIL tries again.
-    Reply r;
-    if (early_failure_) r = std::move(*early_failure_);
-    else r = co_await upstream_->open(tx_.conn);
-    early_failure_.reset();
+    Reply r = co_await upstream_->open(tx_.conn);  // a ready pooled connection when there is one
     if (r.code != 250) {
       reply(r, "4.4.1");
       co_await end_transaction(Outcome::tempfailed, r.summary());
@@ -365,15 +363,6 @@ void Session::ensure_upstream() {
 // upstream connection before MAIL; its MAIL takes a ready one (gateway/upstream/pool.hpp).
 void Session::open_upstream_early() {
   if (cfg_.upstream.connect_at_ehlo) upstream::Pool::warm(stream_.socket().get_executor(), rt_->config, server_.client_tls());
-}
-
-// Waits for an early open still in flight: the UpstreamClient is used by one coroutine at a time.
-asio::awaitable<void> Session::settle_upstream() {
-  ensure_upstream();
-  while (upstream_opening_) {
-    upstream_wait_.expires_at(asio::steady_timer::time_point::max());
-    co_await upstream_wait_.async_wait(asio::as_tuple(asio::use_awaitable));
-  }
 }
 
 asio::awaitable<void> Session::on_rcpt(const Command& cmd) {

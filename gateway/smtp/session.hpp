@@ -31,6 +31,8 @@ class Session : public std::enable_shared_from_this<Session> {
   Session(boost::asio::ip::tcp::socket socket, const config::ListenerConfig& listener, ServerState& server);
   ~Session();
   boost::asio::awaitable<void> run();
+  // Asks the session to end after its current transaction (SIGTERM); callable from any thread.
+  void request_drain();
 
  private:
   enum class Phase { fresh, greeted, mail, closing };
@@ -48,7 +50,6 @@ class Session : public std::enable_shared_from_this<Session> {
   boost::asio::awaitable<bool> flush();
   void ensure_upstream();
   void open_upstream_early();
-  boost::asio::awaitable<void> settle_upstream();
   boost::asio::awaitable<void> end_transaction(Outcome outcome, const std::string& upstream_reply);
 
   void reply(int code, std::string_view enhanced, std::string_view text);
@@ -64,9 +65,6 @@ class Session : public std::enable_shared_from_this<Session> {
   net::Stream stream_;
   net::Deadline deadline_;
   std::unique_ptr<upstream::UpstreamClient> upstream_;
-  boost::asio::steady_timer upstream_wait_;
-  bool upstream_opening_ = false;
-  std::optional<net::Reply> early_failure_;
   Transaction tx_;
   Phase phase_ = Phase::fresh;
   std::string out_;
