@@ -37,8 +37,12 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   enum class Phase { fresh, greeted, mail, closing };
 
+  boost::asio::awaitable<void> refuse_over_limit();  // max_connections reached: 421 and close
+  boost::asio::awaitable<void> finish();             // the end of every accepted session
   boost::asio::awaitable<bool> start();          // PROXY header, implicit TLS, connect stage, banner
   boost::asio::awaitable<bool> read_command(std::string& line, bool& too_long);
+  void read_failed(const boost::system::error_code& ec);  // timeout, drain or a lost client
+  void shutting_down();
   boost::asio::awaitable<void> dispatch(const Command& cmd);
   boost::asio::awaitable<void> on_helo(const Command& cmd, bool extended);
   boost::asio::awaitable<void> on_mail(const Command& cmd);

@@ -59,9 +59,9 @@ class Load:
             t.start()
 
     def join(self, timeout=120):
-        end = time.time() + timeout
+        end = time.monotonic() + timeout
         for t in self.threads:
-            t.join(max(0.1, end - time.time()))
+            t.join(max(0.1, end - time.monotonic()))
         assert not any(t.is_alive() for t in self.threads), "clients hung"
 
 

@@ -51,8 +51,8 @@ end
 
 
 def wait_for(fn, timeout=10.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         if fn():
             return True
         time.sleep(0.1)

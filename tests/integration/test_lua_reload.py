@@ -25,8 +25,8 @@ end
 
 
 def wait_log(gw, text, count=1, timeout=10):
-    end = time.time() + timeout
-    while time.time() < end:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
         if gw.log().count(text) >= count:
             return True
         time.sleep(0.05)

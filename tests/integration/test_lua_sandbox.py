@@ -57,9 +57,9 @@ def test_escapes_and_bounds(gateway_factory, sink, tmp_path):
     c = session(gw.port)
     assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
     for name in CASES:
-        t0 = time.time()
+        t0 = time.monotonic()
         code, lines = c.cmd("RCPT TO:<%s@example.test>" % name)
-        took = time.time() - t0
+        took = time.monotonic() - t0
         assert code == 451 and lines[-1].startswith("451 4.7.1"), (name, lines)
         assert took < 5, (name, took)
     assert c.cmd("RCPT TO:<bob@example.test>")[0] == 250
@@ -89,9 +89,9 @@ def test_loop_bounded_in_every_hook_and_gateway_alive(gateway_factory, sink, tmp
     c = session(gw.port)
     c.cmd("MAIL FROM:<a@sender.test>")
     c.cmd("RCPT TO:<bob@example.test>")
-    t0 = time.time()
+    t0 = time.monotonic()
     code, lines = data(c, "Subject: loop\r\n\r\nx\r\n")
-    assert code == 451 and time.time() - t0 < 2, lines
+    assert code == 451 and time.monotonic() - t0 < 2, lines
     assert "max_instructions = 100000" in gw.log()
     assert sink.count() == 0
     assert alive(gw.port, sink)

@@ -63,8 +63,8 @@ end
 
 
 def wait_for(fn, timeout=10.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         v = fn()
         if v:
             return v

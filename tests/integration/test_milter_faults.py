@@ -43,9 +43,9 @@ BODY = b"Subject: t\r\n\r\n" + b"y" * 998 + b"\r\n" * 1 + (b"z" * 500 + b"\r\n")
 
 
 def timed(fn):
-    t = time.time()
+    t = time.monotonic()
     r = fn()
-    return r, time.time() - t
+    return r, time.monotonic() - t
 
 
 @pytest.mark.parametrize("fault,mode", [(b"E", "hang"), (b"B", "die"), (b"E", "garbage"), (b"L", "garbage"),
@@ -76,9 +76,9 @@ def test_garbage_lengths_never_trusted(sink, gateway_factory, raw):
     gw = gw_for(gateway_factory, sink, m.address, command_timeout="30s")
     c = open_session(gw.port)
     assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250
-    t = time.time()
+    t = time.monotonic()
     code, lines = c.cmd("RCPT TO:<b@example.test>")
-    assert code == 451 and time.time() - t < 5
+    assert code == 451 and time.monotonic() - t < 5
     assert c.cmd("RCPT TO:<c@example.test>")[0] == 451  # still failed in this transaction
     assert c.cmd("RSET")[0] == 250
     c.close()
@@ -103,13 +103,13 @@ def test_milter_down_tempfails_at_mail_and_accept_skips_it(sink, gateway_factory
 def test_hang_at_connect_is_bounded(sink, gateway_factory, raw):
     m = raw("hang", fault_at=b"C")
     gw = gw_for(gateway_factory, sink, m.address)
-    t = time.time()
+    t = time.monotonic()
     c = Client(gw.port)
     assert c.reply()[0] == 220
     assert c.cmd("EHLO x.test")[0] == 250
     code, lines = c.cmd("MAIL FROM:<a@sender.test>")
     assert code == 451  # the next MAIL tried a fresh connection, which hung again
-    assert time.time() - t < 8
+    assert time.monotonic() - t < 8
     c.close()
 
 

@@ -22,12 +22,12 @@ def run_clients(port):
 
     def one(i):
         body = b"Subject: msg %d\r\nX-Hang: %s\r\n\r\nbody %d\r\n" % (i, b"yes" if i % 2 else b"no", i)
-        t0 = time.time()
+        t0 = time.monotonic()
         try:
             code, lines = send_message(port, body=body)
         except Exception as e:  # a dropped connection would be a failure of the test, not of the helper
             code, lines = None, [repr(e)]
-        results[i] = (code, lines, time.time() - t0)
+        results[i] = (code, lines, time.monotonic() - t0)
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(CLIENTS)]
     for t in threads:

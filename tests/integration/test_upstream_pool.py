@@ -14,8 +14,8 @@ from edgetest import PostfixInstance, gateway_config, start_gateway, wait_log
 
 
 def _wait(cond, timeout=10.0):
-    end = time.time() + timeout
-    while time.time() < end:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
         if cond():
             return True
         time.sleep(0.02)

@@ -174,8 +174,8 @@ def start_gateway(tmp_path, config, upstream_ports, **settings):
 
 
 def wait_log(gw, needle, timeout=10.0, start=0):
-    end = time.time() + timeout
-    while time.time() < end:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
         log = gw.log()
         if needle in log[start:]:
             return True
@@ -291,8 +291,8 @@ class PostfixInstance:
 
     def wait_log(self, needle, timeout=10.0):
         """Postfix logs through postlogd, after it has answered: poll the maillog."""
-        end = time.time() + timeout
-        while time.time() < end:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
             if needle in self.maillog():
                 return True
             time.sleep(0.05)

@@ -51,8 +51,8 @@ def listening_ports(pid):
 
 
 def wait_port(port, timeout=10.0, host="127.0.0.1"):
-    end = time.time() + timeout
-    while time.time() < end:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
         try:
             with socket.create_connection((host, port), timeout=0.5):
                 return True
@@ -210,8 +210,8 @@ class RecordingSink:
             return len(self._messages)
 
     def wait_count(self, n, timeout=10):
-        end = time.time() + timeout
-        while time.time() < end:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
             if self.count() >= n:
                 return True
             time.sleep(0.02)
@@ -432,13 +432,13 @@ class Gateway:
 
     def _wait_listening(self, timeout=10.0):
         """True once this process (not whoever else may hold the port) listens on gw.port."""
-        end = time.time() + timeout
-        while time.time() < end:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
             if self.proc.poll() is not None:
                 return False
             if self.port in listening_ports(self.proc.pid):
                 # and one connection, as tests have always seen (some count it: rate limits, milters)
-                return wait_port(self.port, max(0.5, end - time.time()))
+                return wait_port(self.port, max(0.5, end - time.monotonic()))
             time.sleep(0.05)
         return False
 

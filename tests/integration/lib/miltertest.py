@@ -18,8 +18,8 @@ PYTHON = sys.executable
 
 
 def wait_for(pred, timeout=10.0, step=0.02):
-    end = time.time() + timeout
-    while time.time() < end:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
         v = pred()
         if v:
             return v

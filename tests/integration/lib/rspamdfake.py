@@ -68,8 +68,8 @@ class FakeRspamd:
             return len(self._socks)
 
     def wait_requests(self, n, timeout=10):
-        end = time.time() + timeout
-        while time.time() < end:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
             if len(self.requests) >= n:
                 return True
             time.sleep(0.02)

@@ -101,8 +101,8 @@ class RspamdServer:
         self.out = open(os.path.join(self.dir, "stdout.log"), "ab")
         # its own process group: stop() ends the main process and every worker it forked, and nothing else
         self.proc = subprocess.Popen(cmd, stdout=self.out, stderr=subprocess.STDOUT, start_new_session=True)
-        end = time.time() + timeout
-        while time.time() < end:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
             if self.proc.poll() is not None:
                 raise RuntimeError("rspamd exited with %s:\n%s" % (self.proc.returncode, self.log()[-4000:]))
             if self.ping():
