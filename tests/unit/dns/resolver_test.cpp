@@ -303,10 +303,10 @@ TEST(DnsResolver, AskersOnOtherThreadsShareOneQueryAndResumeOnTheirOwnExecutor) 
 // destructors run, nothing leaks) and the leader's later destruction with its io_context is harmless.
 TEST(DnsResolver, ShutdownDestroysTheCoroutinesStillWaiting) {
   auto io = std::make_unique<asio::io_context>();
-  FakeServer srv(*io);
-  srv.silent = true;
-  srv.start();
-  auto r = resolver_for({srv.endpoint()}, 60000);
+  auto srv = std::make_unique<FakeServer>(*io);  // goes before its io_context (below)
+  srv->silent = true;
+  srv->start();
+  auto r = resolver_for({srv->endpoint()}, 60000);
   struct Alive {
     int& n;
     explicit Alive(int& n) : n(n) { ++n; }
@@ -328,6 +328,7 @@ TEST(DnsResolver, ShutdownDestroysTheCoroutinesStillWaiting) {
   io->restart();
   io->poll();
   EXPECT_EQ(alive, 1);  // the waiters are gone; the leader belongs to its io_context
+  srv.reset();
   io.reset();
   EXPECT_EQ(alive, 0);  // without shutdown() the waiters would have been kept forever (2 here)
 }
