@@ -97,7 +97,7 @@ struct Header {
 
 // An optional fact kept on the heap: a transaction carries it only when the plugin that makes it
 // ran, and an idle session should not pay for it inline (README, "Performance"). Used like
-// std::optional: `if (tx.spf)`, `tx.spf->result`, `tx.spf = SpfFact{...}`, `tx.spf.reset()`.
+// std::optional: `if (tx.spf)`, `tx.spf->result`, `tx.spf = SpfFact{...}`, `emplace()`, `reset()`.
 template <typename T>
 class Boxed {
  public:
@@ -113,30 +113,17 @@ class Boxed {
     p_ = std::make_unique<T>(std::move(v));
     return *this;
   }
-  Boxed& operator=(std::nullopt_t) {
-    p_.reset();
-    return *this;
-  }
   template <typename... A>
   T& emplace(A&&... a) {
     p_ = std::make_unique<T>(std::forward<A>(a)...);
     return *p_;
   }
   void reset() { p_.reset(); }
-  bool has_value() const { return p_ != nullptr; }
   explicit operator bool() const { return p_ != nullptr; }
   T& operator*() { return *p_; }
   const T& operator*() const { return *p_; }
   T* operator->() { return p_.get(); }
   const T* operator->() const { return p_.get(); }
-  T& value() {
-    if (!p_) throw std::bad_optional_access();
-    return *p_;
-  }
-  const T& value() const {
-    if (!p_) throw std::bad_optional_access();
-    return *p_;
-  }
 
  private:
   std::unique_ptr<T> p_;

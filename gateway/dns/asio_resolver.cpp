@@ -96,19 +96,14 @@ AsioResolver::~AsioResolver() {
 }
 
 void AsioResolver::shutdown() {
-  // Destroying a waiter destroys its coroutine, which may itself lead another lookup and so call
-  // abandon(): the waiters are taken out under the lock and destroyed outside it, until none is left.
-  for (;;) {
-    std::vector<std::function<void(const Answer&)>> drop;
-    {
-      std::lock_guard lk(mu_);
-      shut_down_ = true;
-      for (auto& [key, flight] : inflight_)
-        for (auto& w : flight.waiters) drop.push_back(std::move(w));
-      inflight_.clear();
-    }
-    if (drop.empty()) return;
-  }
+  // The waiters are taken out under the lock and dropped outside it (a handler's destructor hands
+  // its coroutine to its own executor to destroy; nothing here runs a lookup again).
+  std::vector<std::function<void(const Answer&)>> drop;
+  std::lock_guard lk(mu_);
+  shut_down_ = true;
+  for (auto& [key, flight] : inflight_)
+    for (auto& w : flight.waiters) drop.push_back(std::move(w));
+  inflight_.clear();
 }
 
 void AsioResolver::abandon(const std::string& key) {

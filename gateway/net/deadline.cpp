@@ -90,8 +90,7 @@ void DeadlineService::shutdown() {
   }
   entries_.clear();
   shut_ = true;
-  timer_.reset();
-  armed_ = Deadline::clock::time_point::min();  // arm() does nothing from here
+  timer_.reset();  // arm() does nothing from here
 }
 
 }  // namespace gw::net

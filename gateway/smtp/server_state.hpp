@@ -2,7 +2,6 @@
 // list of live sessions a drain walks.
 #pragma once
 #include <atomic>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <unordered_set>

@@ -7,13 +7,11 @@
 #pragma once
 #include <chrono>
 #include <memory>
-#include <optional>
 #include <string>
 #include <string_view>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "gateway/core/pipeline.hpp"
 #include "gateway/net/deadline.hpp"
