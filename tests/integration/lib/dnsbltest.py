@@ -5,7 +5,7 @@ import ipaddress
 import socket
 import time
 
-from gwtest import Client, Gateway
+from gwtest import Client, Gateway, free_port
 
 
 def client_name(ip, zone):
@@ -90,21 +90,12 @@ class DeadDns:
     """A UDP and TCP "nameserver" that takes queries and never answers."""
 
     def __init__(self):
-        # UDP and TCP on one port: a free UDP port may be a TCP port another test holds, so try again
-        for attempt in range(20):
-            self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            self.udp.bind(("127.0.0.1", 0))
-            self.port = self.udp.getsockname()[1]
-            self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                self.tcp.bind(("127.0.0.1", self.port))
-                break
-            except OSError:
-                self.udp.close()
-                self.tcp.close()
-                if attempt == 19:
-                    raise
+        self.port = free_port()  # UDP and TCP, reserved for this test process
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind(("127.0.0.1", self.port))
+        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.tcp.bind(("127.0.0.1", self.port))
         self.tcp.listen(16)
 
     @property

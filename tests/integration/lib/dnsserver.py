@@ -14,6 +14,7 @@ import threading
 import time
 
 from dnslib import AAAA, CNAME, MX, NS, PTR, QTYPE, RCODE, RR, TXT, A, DNSRecord
+from gwtest import free_port
 
 
 def _rdata(rtype, value):
@@ -168,24 +169,17 @@ class DnsServer:
             allow_reuse_address = True
             daemon_threads = True
 
-        # bind UDP and TCP on the same port
-        for _ in range(20):
-            port = self.port
-            if port == 0:
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                    s.bind(("127.0.0.1", 0))
-                    port = s.getsockname()[1]
-            try:
-                self._udp = UdpServer(("127.0.0.1", port), Udp)
-                self._tcp = TcpServer(("127.0.0.1", port), Tcp)
-                self.port = port
-                break
-            except OSError:
-                if self._udp:
-                    self._udp.server_close()
-                    self._udp = None
-                if self.port:
-                    raise
+        # UDP and TCP on one port, reserved for this test process (gwtest.free_port): a restart on
+        # the same port after stop() cannot find it taken
+        if not self.port:
+            self.port = free_port()
+        self._udp = UdpServer(("127.0.0.1", self.port), Udp)
+        try:
+            self._tcp = TcpServer(("127.0.0.1", self.port), Tcp)
+        except OSError:
+            self._udp.server_close()
+            self._udp = None
+            raise
         threading.Thread(target=self._udp.serve_forever, daemon=True).start()
         threading.Thread(target=self._tcp.serve_forever, daemon=True).start()
         return self

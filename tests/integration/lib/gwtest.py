@@ -1,8 +1,9 @@
 """Test helpers: start the real smtp-gateway, a recording SMTP sink, talk raw SMTP.
 
-Everything listens on 127.0.0.1 on ports the kernel hands out; nothing leaves the machine.
+Everything listens on 127.0.0.1 on ports free_port() reserves; nothing leaves the machine.
 """
 import os
+import random
 import signal
 import socket
 import socketserver
@@ -17,10 +18,66 @@ BUILD = os.environ.get("GATEWAY_BUILD", os.path.join(ROOT, "build"))
 SANITIZED = os.path.basename(os.path.normpath(BUILD)).endswith("asan")
 
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_PORT_LOW = 15000
+_port_locks = {}  # port -> the abstract UNIX socket that reserves it for this process
+
+
+def _reserve(port):
+    """Reserves `port` for this test process among every test process on the machine: an abstract
+    UNIX socket named after it (Linux) that only one process can bind, and that the kernel releases
+    when the process exits, however it exits."""
+    lock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        lock.bind("\0smtp-gateway-test-port-%d" % port)
+    except OSError:
+        lock.close()
+        return False
+    _port_locks[port] = lock
+    return True
+
+
+def _bindable(port):
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP and UDP port on 127.0.0.1 that this test process owns until it exits.
+
+    A port the kernel hands out (bind to 0) is free only at that instant: once closed, any process
+    may take it, most often as the source port of an outgoing connection, and a test that starts a
+    server on it later (or restarts one on the same port after an outage) fails by luck. So the
+    port comes from below the kernel's ephemeral range, which outgoing connections never use, and is
+    reserved against the other test processes of a parallel CTest run (_reserve). The same port is
+    never handed out twice by one process, so a test may stop a server and start it again on it."""
+    high = _ephemeral_low()
+    if high - _PORT_LOW < 1000:  # an unusual ip_local_port_range: fall back to the kernel's choice
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    span = high - _PORT_LOW
+    start = random.randrange(span)
+    for i in range(span):
+        port = _PORT_LOW + (start + i) % span
+        if port in _port_locks or not _reserve(port):
+            continue
+        if _bindable(port):
+            return port
+        # held by something outside the test suite: keep it reserved so it is not tried again
+    raise RuntimeError("no free port below %d" % high)
 
 
 def listening_ports(pid):
