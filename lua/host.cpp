@@ -103,7 +103,12 @@ struct CallGuard {
   ~CallGuard() {
     if (st.current == &c) st.current = nullptr;
     std::erase(st.active, &c);
-    unref(st, c.thread_ref);
+    if (c.reusable && c.thread && st.idle_threads.size() < State::kIdleThreads) {
+      lua_settop(c.thread, 0);
+      st.idle_threads.emplace_back(c.thread, c.thread_ref);
+    } else {
+      unref(st, c.thread_ref);
+    }
     report(st);
   }
 };
@@ -254,6 +259,7 @@ Task<Verdict> Host::call(Hook hook, Transaction& tx, std::string_view arg) {
         status = lua_resume(T, nullptr, 0, &nres);
       }
       if (status == LUA_OK) {
+        c.reusable = c.stop.empty() && !c.exceeded && lua_status(T) == LUA_OK;
         std::string err;
         if (!read_verdict(*st, T, nres, v, err)) {
           message = std::string(hook_name(hook)) + " " + err;

@@ -4,6 +4,7 @@
 #include "lua/state.hpp"
 
 #include <string>
+#include <tuple>
 
 #include "lua/bindings.hpp"
 
@@ -114,9 +115,16 @@ int prepare_call(lua_State* L) {
     c->missing = true;
     return 0;
   }
-  lua_State* T = lua_newthread(L);
-  lua_pushvalue(L, -1);
-  c->thread_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_State* T = nullptr;
+  if (!st->idle_threads.empty()) {
+    std::tie(T, c->thread_ref) = st->idle_threads.back();
+    st->idle_threads.pop_back();
+    lua_sethook(T, count_hook, LUA_MASKCOUNT, hook_step(*st->prog));  // a fresh count for this call
+  } else {
+    T = lua_newthread(L);
+    lua_pushvalue(L, -1);
+    c->thread_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
   c->thread = T;
   lua_pushvalue(L, 2);  // the hook function
   push_tx(L, c->serial);

@@ -75,6 +75,7 @@ struct Call {
   std::uint64_t serial = 0;
   lua_State* thread = nullptr;  // the coroutine running the hook; null while loading
   int thread_ref = LUA_NOREF;
+  bool reusable = false;  // the hook returned normally: its thread may run the next call
   Transaction* tx = nullptr;
   std::string_view arg;
   Hook hook = Hook::connect;
@@ -112,9 +113,15 @@ class State {
   std::vector<int> env_refs;        // per script: its global environment
   std::vector<unsigned> hook_bits;  // per script: hooks its main chunk defined
   const void* verdict_mt = nullptr;
+  const void* tx_mt = nullptr;   // the tx and msg userdata's metatables (lua/tx.cpp)
+  const void* msg_mt = nullptr;
   std::unordered_map<std::string, observe::Counter*> counters;
   std::int64_t reported = 0;  // bytes last added to the memory gauge
   bool retire = false;  // memory stays near the cap after a full collection: build a fresh state
+  // Threads of calls that returned normally, kept for the next calls (a fresh lua_newthread per
+  // call was a tenth of a typical policy's cost: its stack, its registry slot, its collection).
+  std::vector<std::pair<lua_State*, int>> idle_threads;
+  static constexpr std::size_t kIdleThreads = 4;
 
   Call* find_call(std::uint64_t serial) const {
     for (Call* c : active)

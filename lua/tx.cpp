@@ -12,9 +12,22 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 // tx and msg: userdata valid only during their own hook call
 
+// The tx and msg metatables, found by a light userdata key: luaL_checkudata/luaL_setmetatable look
+// them up by name, and interning that name on every access was a tenth of a typical policy's cost.
+const char kTxKey = 0;
+const char kMsgKey = 0;
+
 Transaction& check_tx(lua_State* L, int idx, const char* meta) {
-  auto* b = static_cast<Box*>(luaL_checkudata(L, idx, meta));
-  Call* c = state_of(L)->find_call(b->serial);
+  State* st = state_of(L);
+  const void* want = meta == kTxMeta ? st->tx_mt : st->msg_mt;
+  auto* b = static_cast<Box*>(lua_touserdata(L, idx));
+  bool ok = false;
+  if (b && lua_getmetatable(L, idx)) {
+    ok = lua_topointer(L, -1) == want;
+    lua_pop(L, 1);
+  }
+  if (!ok) luaL_typeerror(L, idx, meta);
+  Call* c = st->find_call(b->serial);
   if (!c || !c->tx) luaL_error(L, "%s used outside the hook call it was given to", meta[3] == 't' ? "tx" : "msg");
   return *c->tx;
 }
@@ -295,8 +308,11 @@ int readonly_newindex(lua_State* L) {
   return luaL_error(L, "tx and msg are read-only (use tx:add_header, or keep values in tx.data / tx.session_data)");
 }
 
-void new_locked_meta(lua_State* L, const char* name, lua_CFunction index) {
+const void* new_locked_meta(lua_State* L, const char* name, const char* key, lua_CFunction index) {
   luaL_newmetatable(L, name);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, key);
+  const void* mt = lua_topointer(L, -1);
   if (index) {
     lua_pushcfunction(L, index);
     lua_setfield(L, -2, "__index");
@@ -306,25 +322,26 @@ void new_locked_meta(lua_State* L, const char* name, lua_CFunction index) {
   lua_pushliteral(L, "locked");
   lua_setfield(L, -2, "__metatable");
   lua_pop(L, 1);
+  return mt;
+}
+
+void push_box(lua_State* L, std::uint64_t serial, const char* key) {
+  auto* b = static_cast<Box*>(lua_newuserdatauv(L, sizeof(Box), 0));
+  b->serial = serial;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, key);
+  lua_setmetatable(L, -2);
 }
 
 }  // namespace
 
 void open_tx(lua_State* L) {
-  new_locked_meta(L, kTxMeta, tx_index);
-  new_locked_meta(L, kMsgMeta, msg_index);
+  State* st = state_of(L);
+  st->tx_mt = new_locked_meta(L, kTxMeta, &kTxKey, tx_index);
+  st->msg_mt = new_locked_meta(L, kMsgMeta, &kMsgKey, msg_index);
 }
 
-void push_tx(lua_State* L, std::uint64_t serial) {
-  auto* b = static_cast<Box*>(lua_newuserdatauv(L, sizeof(Box), 0));
-  b->serial = serial;
-  luaL_setmetatable(L, kTxMeta);
-}
+void push_tx(lua_State* L, std::uint64_t serial) { push_box(L, serial, &kTxKey); }
 
-void push_msg(lua_State* L, std::uint64_t serial) {
-  auto* b = static_cast<Box*>(lua_newuserdatauv(L, sizeof(Box), 0));
-  b->serial = serial;
-  luaL_setmetatable(L, kMsgMeta);
-}
+void push_msg(lua_State* L, std::uint64_t serial) { push_box(L, serial, &kMsgKey); }
 
 }  // namespace gw::lua

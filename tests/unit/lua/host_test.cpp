@@ -158,6 +158,41 @@ TEST(LuaHost, InstructionBoundEvenWhenCaught) {
   }
 }
 
+// Hook threads are reused after a normal return (State::idle_threads): each call still gets its own
+// instruction budget, a clean stack, and a thread that errored or was stopped is not reused.
+TEST(LuaHost, ReusedThreadsStartClean) {
+  Host h(options(R"(
+    n = 0
+    function on_helo(tx, name, extra)
+      n = n + 1
+      if name == "err" then error("boom") end
+      if name == "stop" then while true do end end
+      for i = 1, 30000 do end  -- well under 200,000 instructions alone, over it across 10 calls
+      if name == "n" then return gateway.reject(550, "5.7.1", tostring(n) .. " " .. tostring(extra)) end
+    end)"));
+  auto tx = make_tx();
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(run(h, Hook::helo, tx, "x").kind, Verdict::Kind::proceed) << i;
+  EXPECT_EQ(run(h, Hook::helo, tx, "err").kind, Verdict::Kind::tempfail);
+  EXPECT_EQ(run(h, Hook::helo, tx, "x").kind, Verdict::Kind::proceed);
+  EXPECT_EQ(run(h, Hook::helo, tx, "stop").kind, Verdict::Kind::tempfail);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(run(h, Hook::helo, tx, "x").kind, Verdict::Kind::proceed) << i;
+  auto v = run(h, Hook::helo, tx, "n");  // the 19th call, with only its own two arguments
+  EXPECT_EQ(v.kind, Verdict::Kind::reject);
+  EXPECT_EQ(v.text, "19 nil");
+  // the tx of one call is refused by name in the next (its Box outlives the call)
+  Host h2(options(R"(
+    function on_helo(tx, name)
+      if name == "keep" then kept = tx return end
+      local ok, err = pcall(function() return kept.helo end)
+      return gateway.reject(550, "5.7.1", tostring(ok) .. " " .. tostring(err))
+    end)"));
+  run(h2, Hook::helo, tx, "keep");
+  v = run(h2, Hook::helo, tx, "use");
+  EXPECT_EQ(v.kind, Verdict::Kind::reject);
+  EXPECT_NE(v.text.find("false"), std::string::npos) << v.text;
+  EXPECT_NE(v.text.find("outside the hook call"), std::string::npos) << v.text;
+}
+
 TEST(LuaHost, MemoryCap) {
   Host h(options("function on_helo(tx) local t = {} while true do t[#t + 1] = string.rep('x', 1000) .. #t end end"));
   auto tx = make_tx();
