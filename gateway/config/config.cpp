@@ -75,6 +75,7 @@ void read_upstream(const Table& t, UpstreamConfig& u, const std::string& hostnam
   u.pool_idle_timeout = t.duration("pool_idle_timeout", u.pool_idle_timeout);
   if (u.pool_idle_timeout <= Duration::zero() || u.pool_idle_timeout > std::chrono::seconds(290))
     t.fail("pool_idle_timeout", "must be above 0 and at most 290s (below the upstream's own idle timeout)");
+  u.identity = upstream_identity(u, hostname);
 }
 
 std::vector<Network> networks(const Table& t, std::string_view key) {
@@ -258,6 +259,13 @@ std::shared_ptr<const Config> load_config(const std::string& path, LoadOptions o
   }
   if (!options.keep_going) cfg->root.throw_errors();
   return cfg;
+}
+
+std::string upstream_identity(const UpstreamConfig& u, const std::string& hostname) {
+  std::string k;
+  for (auto& s : u.servers) k += s.to_string() + ",";
+  k += "|" + u.helo + "|" + hostname + "|" + std::to_string(static_cast<int>(u.tls));
+  return k;
 }
 
 }  // namespace gw::config

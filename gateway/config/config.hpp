@@ -59,7 +59,12 @@ struct UpstreamConfig {
   bool connect_at_ehlo = true;                         // connect_at = "ehlo" (default: warm the pool at EHLO) | "mail"
   unsigned pool_size = 8;                              // ready upstream connections kept, per process; 0 = none
   Duration pool_idle_timeout = std::chrono::seconds(60);  // a pooled connection idle this long is closed
+  // Servers, tls, helo and the hostname in one string (upstream_identity), set at load: a pooled
+  // upstream connection is reused only under the same identity (gateway/upstream/pool.cpp).
+  std::string identity;
 };
+
+std::string upstream_identity(const UpstreamConfig& u, const std::string& hostname);
 
 struct DnsConfig {
   std::vector<Endpoint> nameservers;  // empty = /etc/resolv.conf

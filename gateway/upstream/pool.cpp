@@ -88,20 +88,20 @@ Pool& Pool::of(const asio::any_io_executor& ex) {
 
 int Pool::process_slots() { return g_slots.load(); }
 
-std::string Pool::key_of(const config::Config& cfg) {
-  std::string k;
-  for (auto& s : cfg.upstream.servers) k += s.to_string() + ",";
-  k += "|" + cfg.upstream.helo + "|" + cfg.server.hostname + "|" + std::to_string(static_cast<int>(cfg.upstream.tls));
-  return k;
+// Set once at config load (it was built twice per message: in take and in detach).
+const std::string& Pool::key_of(const config::Config& cfg) {
+  if (!cfg.upstream.identity.empty()) return cfg.upstream.identity;
+  thread_local std::string built;  // a Config made in code rather than loaded (unit tests)
+  built = config::upstream_identity(cfg.upstream, cfg.server.hostname);
+  return built;
 }
 
 std::optional<Pooled> Pool::take(const config::Config& cfg) {
-  const std::string key = key_of(cfg);
   while (!entries_.empty()) {
     Pooled p = std::move(entries_.back());
     entries_.pop_back();
     release_slot();
-    if (p.key == key && usable(p) && server_still_preferred(cfg, p.server)) {
+    if (p.key == key_of(cfg) && usable(p) && server_still_preferred(cfg, p.server)) {
       PoolMetrics::get().hit.inc();
       return p;
     }

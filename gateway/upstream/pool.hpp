@@ -58,7 +58,7 @@ class Pool : public boost::asio::execution_context::service {
   static void warm(boost::asio::any_io_executor ex, std::shared_ptr<const config::Config> cfg,
                    std::shared_ptr<boost::asio::ssl::context> tls);
 
-  static std::string key_of(const config::Config& cfg);
+  static const std::string& key_of(const config::Config& cfg);
   std::size_t idle() const { return entries_.size(); }
   static int process_slots();  // pooled + warming, all threads
 
