@@ -12,6 +12,16 @@ namespace gw::net {
 namespace {
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kMinRead = 4096;
+// An operation that completes at once does not suspend the session's coroutine, so a session whose
+// peer always has bytes waiting (a flood, a long pipelined DATA) would never let the other sessions
+// of its thread run: after this many in a row, one operation goes through the scheduler.
+constexpr unsigned kMaxInline = 16;
+// Where an idle connection's read lands before it has a buffer of its own (see fill()).
+thread_local char t_scratch[kMinRead];
+
+bool would_block(const error_code& ec) {
+  return ec == asio::error::would_block || ec == asio::error::try_again;
+}
 }  // namespace
 
 void RawBuffer::resize(std::size_t n) {
@@ -33,20 +43,28 @@ void Stream::consume(std::size_t n) {
   if (start_ == end_) start_ = end_ = scan_ = 0;
 }
 
-asio::awaitable<error_code> Stream::fill(std::size_t max_buffer) {
-  // An idle plaintext connection holds no buffer: when nothing is waiting to be read, give the
-  // buffer back and wait for readability first. (A flooding client always has bytes waiting, so it
-  // keeps its buffer and costs no allocation per read.)
-  if (!tls_ && start_ == end_) {
-    error_code aec;
-    if (socket_.available(aec) == 0 && !aec) {
-      buf_.clear();
-      start_ = end_ = scan_ = 0;
-      auto [wec] = co_await socket_.async_wait(tcp::socket::wait_read, use_tuple);
-      if (wec) co_return wec;
-    }
+// Asio completes an async operation by posting its handler, even when the socket had the bytes or
+// the room at once (its "speculative" read or write): every read and write of a session then costs a
+// trip through the scheduler, which polls epoll (epoll_wait with a zero timeout) before running it.
+// A plaintext stream therefore first tries the socket itself in non-blocking mode and suspends only
+// when the kernel says it would block (then it waits for readiness and tries again). TLS streams and
+// every kMaxInline-th operation take the asynchronous path.
+bool Stream::nonblocking() {
+  if (tls_ || !socket_.is_open()) return false;
+  if (inline_ >= kMaxInline) {
+    inline_ = 0;
+    return false;
   }
-  // Make room: move the unconsumed tail to the front, then grow if still short of a useful read.
+  if (!socket_.non_blocking()) {
+    error_code ec;
+    socket_.non_blocking(true, ec);
+    if (ec) return false;
+  }
+  return true;
+}
+
+// Moves the unconsumed tail to the front, then grows the buffer if still short of a useful read.
+void Stream::make_room(std::size_t max_buffer) {
   if (start_ > 0) {
     std::memmove(buf_.data(), buf_.data() + start_, end_ - start_);
     end_ -= start_;
@@ -57,6 +75,59 @@ asio::awaitable<error_code> Stream::fill(std::size_t max_buffer) {
     want = std::min(want, std::max(max_buffer, end_ + 1));
     if (want > buf_.size()) buf_.resize(want);
   }
+}
+
+asio::awaitable<error_code> Stream::fill(std::size_t max_buffer) {
+  if (!nonblocking()) co_return co_await fill_async(max_buffer);
+  for (;;) {
+    error_code ec;
+    std::size_t n = 0;
+    if (start_ == end_) {
+      // Nothing buffered: read into the thread's scratch and take a buffer only when bytes came,
+      // so an idle connection holds none.
+      const std::size_t room = std::min(kMinRead, std::max<std::size_t>(max_buffer, 1));
+      n = socket_.read_some(asio::buffer(t_scratch, room), ec);
+      if (n > 0) {
+        start_ = end_ = scan_ = 0;
+        if (buf_.size() < room) buf_.resize(room);
+        std::memcpy(buf_.data(), t_scratch, n);
+        end_ = n;
+      }
+    } else {
+      make_room(max_buffer);
+      if (end_ >= buf_.size()) co_return asio::error::no_buffer_space;
+      n = socket_.read_some(asio::buffer(buf_.data() + end_, buf_.size() - end_), ec);
+      end_ += n;
+    }
+    if (n > 0) {
+      ++inline_;
+      co_return error_code{};
+    }
+    if (!would_block(ec)) co_return ec ? ec : asio::error::eof;
+    // Nothing to read yet: an idle connection gives its buffer back while it waits.
+    if (start_ == end_) {
+      buf_.clear();
+      start_ = end_ = scan_ = 0;
+    }
+    inline_ = 0;
+    auto [wec] = co_await socket_.async_wait(tcp::socket::wait_read, use_tuple);
+    if (wec) co_return wec;
+  }
+}
+
+asio::awaitable<error_code> Stream::fill_async(std::size_t max_buffer) {
+  // An idle plaintext connection holds no buffer: when nothing is waiting to be read, give the
+  // buffer back and wait for readability first.
+  if (!tls_ && start_ == end_) {
+    error_code aec;
+    if (socket_.available(aec) == 0 && !aec) {
+      buf_.clear();
+      start_ = end_ = scan_ = 0;
+      auto [wec] = co_await socket_.async_wait(tcp::socket::wait_read, use_tuple);
+      if (wec) co_return wec;
+    }
+  }
+  make_room(max_buffer);
   if (end_ >= buf_.size()) co_return asio::error::no_buffer_space;
   auto space = asio::buffer(buf_.data() + end_, buf_.size() - end_);
   std::size_t n = 0;
@@ -125,6 +196,17 @@ bool Stream::take_line(std::string_view& line, std::size_t max, bool& too_long) 
 asio::awaitable<error_code> Stream::write(std::string_view data) {
   error_code ec;
   std::size_t n = 0;
+  if (nonblocking()) {  // see fill()
+    n = socket_.write_some(asio::buffer(data), ec);
+    if (!ec && n == data.size()) {
+      ++inline_;
+      co_return error_code{};
+    }
+    if (ec && !would_block(ec)) co_return ec;
+    data.remove_prefix(n);
+    inline_ = 0;
+    ec = {};
+  }
   if (tls_) std::tie(ec, n) = co_await asio::async_write(*tls_, asio::buffer(data), use_tuple);
   else std::tie(ec, n) = co_await asio::async_write(socket_, asio::buffer(data), use_tuple);
   co_return ec;
@@ -133,6 +215,26 @@ asio::awaitable<error_code> Stream::write(std::string_view data) {
 asio::awaitable<error_code> Stream::write(const std::vector<asio::const_buffer>& buffers) {
   error_code ec;
   std::size_t n = 0;
+  if (nonblocking()) {  // see fill()
+    n = asio::write(socket_, buffers, ec);  // write_some until all is sent or the socket is full
+    if (!ec && n == asio::buffer_size(buffers)) {
+      ++inline_;
+      co_return error_code{};
+    }
+    if (!would_block(ec)) co_return ec;
+    inline_ = 0;
+    std::vector<asio::const_buffer> rest;  // what the kernel did not take yet
+    for (const auto& b : buffers) {
+      if (n >= b.size()) {
+        n -= b.size();
+        continue;
+      }
+      rest.push_back(b + n);
+      n = 0;
+    }
+    std::tie(ec, n) = co_await asio::async_write(socket_, rest, use_tuple);
+    co_return ec;
+  }
   if (tls_) std::tie(ec, n) = co_await asio::async_write(*tls_, buffers, use_tuple);
   else std::tie(ec, n) = co_await asio::async_write(socket_, buffers, use_tuple);
   co_return ec;

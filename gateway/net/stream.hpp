@@ -74,8 +74,15 @@ class Stream {
   void close();
 
  private:
+  // Plaintext reads and writes first try the socket directly (non-blocking) and suspend only when it
+  // would block: no posted completion, no scheduler round trip (stream.cpp says why and how often).
+  bool nonblocking();
+  asio::awaitable<error_code> fill_async(std::size_t max_buffer);
+  void make_room(std::size_t max_buffer);
+
   tcp::socket socket_;
   std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;
+  unsigned inline_ = 0;  // consecutive operations completed without suspending
   RawBuffer buf_;
   std::size_t start_ = 0;
   std::size_t end_ = 0;
