@@ -42,6 +42,7 @@ class AsioResolver : public Resolver, public std::enable_shared_from_this<AsioRe
   explicit AsioResolver(ResolverOptions opts);
   ~AsioResolver() override;
   boost::asio::awaitable<Answer> query(std::string name, Type type) override;
+  bool cached_answer(const std::string& name, Type type, Answer& out) override;
   void shutdown() override;
   ResolverStats stats() const;
   void clear_cache();

@@ -33,6 +33,13 @@ class Resolver {
   virtual ~Resolver() = default;
   // Runs on the caller's executor; resolves within dns.timeout (retries included) or answers temperror.
   virtual boost::asio::awaitable<Answer> query(std::string name, Type type) = 0;
+  // The answer query() would give at once from the cache, without waiting: true and `out` set when
+  // the cache holds a live answer. For callers that would otherwise start a coroutine per lookup
+  // (the DNS lists). The default knows nothing.
+  virtual bool cached_answer(const std::string& name, Type type, Answer& out) {
+    (void)name, (void)type, (void)out;
+    return false;
+  }
   // Called once at exit, after every event loop has stopped and before any is destroyed: lookups
   // still in flight let go of the coroutines waiting on them (destroying those, as their io_context
   // would) instead of outliving the loops they belong to.

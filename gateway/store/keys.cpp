@@ -9,9 +9,10 @@ namespace gw::store::keys {
 std::string client_net(const boost::asio::ip::address& address_in) {
   auto address = config::unmap(address_in);
   if (address.is_v4()) {
+    // The same text as address_v4::to_string() of the masked address, without its sprintf (this
+    // runs for every greylisted recipient).
     auto b = address.to_v4().to_bytes();
-    b[3] = 0;
-    return boost::asio::ip::address_v4(b).to_string() + "/24";
+    return std::to_string(b[0]) + "." + std::to_string(b[1]) + "." + std::to_string(b[2]) + ".0/24";
   }
   auto b = address.to_v6().to_bytes();
   for (int i = 8; i < 16; ++i) b[i] = 0;

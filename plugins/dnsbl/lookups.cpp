@@ -31,6 +31,11 @@ void Batch::start(std::shared_ptr<dns::Resolver> resolver) {
       continue;
     }
     ++pending_;
+    dns::Answer hit;
+    if (resolver->cached_answer(items_[i].name, dns::Type::A, hit)) {  // no coroutine for a cached answer
+      complete(i, hit);
+      continue;
+    }
     asio::co_spawn(wake_.get_executor(), lookup(shared_from_this(), i, resolver), asio::detached);
   }
 }

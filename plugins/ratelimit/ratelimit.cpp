@@ -30,7 +30,12 @@ const char* count_name(Count c) {
 
 std::optional<std::string> key_value(Key k, const Transaction& tx, const std::string* recipient) {
   switch (k) {
-    case Key::client_ip: return config::unmap(tx.conn.client.address).to_string();
+    case Key::client_ip: {
+      // A session keeps its client address unmapped, with its text in client.ip: no formatting here.
+      const auto& a = tx.conn.client.address;
+      if (!tx.conn.client.ip.empty() && !(a.is_v6() && a.to_v6().is_v4_mapped())) return tx.conn.client.ip;
+      return config::unmap(a).to_string();
+    }
     case Key::client_net: return store::keys::client_net(tx.conn.client.address);
     case Key::sender: return tx.sender.empty() ? std::string("<>") : store::keys::lower(tx.sender);
     case Key::sender_domain: {

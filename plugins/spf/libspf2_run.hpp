@@ -114,10 +114,14 @@ struct CheckState {
     auto it = alias.find(seen);
     return it == alias.end() ? seen : it->second;
   }
+  // The resolver whose cache answers a name at once (no extra libspf2 run for it); may be null.
+  dns::Resolver* resolver = nullptr;
   const dns::Answer* find(const std::string& name, dns::Type t) {
     auto k = key_of(name, t);
     auto it = answers.find(k);
     if (it != answers.end()) return &it->second;
+    dns::Answer cached;
+    if (resolver && resolver->cached_answer(name, t, cached)) return &(answers[k] = std::move(cached));
     if (missing_keys.insert(k).second) missing.emplace_back(name, t);
     return nullptr;
   }

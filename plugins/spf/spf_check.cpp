@@ -100,6 +100,7 @@ boost::asio::awaitable<Result> check(dns::Resolver& resolver, const Request& req
   }
 
   CheckState st;
+  st.resolver = &resolver;
   st.addr_type = req.ip.is_v4() ? dns::Type::A : dns::Type::AAAA;
   st.ctx.sender = res.sender;
   st.ctx.local = res.sender.substr(0, res.sender.rfind('@'));
