@@ -1,6 +1,9 @@
 #include "plugins/spf/spf_check.hpp"
 
+#include <limits>
+
 #include <algorithm>
+#include <limits>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -14,6 +17,7 @@
 
 #include "gateway/dns/wire.hpp"
 #include "plugins/spf/libspf2_run.hpp"
+#include "plugins/spf/result_cache.hpp"
 #include "plugins/spf/spf_record.hpp"
 
 namespace gw::spf {
@@ -99,6 +103,15 @@ boost::asio::awaitable<Result> check(dns::Resolver& resolver, const Request& req
     co_return res;
   }
 
+  ResultCache& cache = ResultCache::for_this_thread();
+  const std::string cache_key = opts.cache_results ? ResultCache::key_of(req, opts) : std::string();
+  if (const Result* hit = opts.cache_results ? cache.find(cache_key) : nullptr) {
+    Result r = *hit;
+    r.rounds = 0;  // no libspf2 run, no resolver call
+    r.queries = 0;
+    co_return r;
+  }
+
   CheckState st;
   st.resolver = &resolver;
   st.addr_type = req.ip.is_v4() ? dns::Type::A : dns::Type::AAAA;
@@ -157,6 +170,16 @@ boost::asio::awaitable<Result> check(dns::Resolver& resolver, const Request& req
   }
   res.result = out.result;
   res.problem = out.problem;
+  // Kept for the shortest TTL of the answers read; not a temporary result, not one read from a
+  // malformed answer (neither is cached by the resolver), not a fail with its own exp= (its text may
+  // hold %{t}, the time of the check).
+  bool cacheable = opts.cache_results && res.result != "temperror";
+  std::uint32_t ttl = std::numeric_limits<std::uint32_t>::max();
+  for (const auto& [k, a] : st.answers) {
+    if (a.status == dns::Status::temperror || a.status == dns::Status::permerror) cacheable = false;
+    ttl = std::min(ttl, a.ttl);
+  }
+  if (res.result == "fail" && !st.chain.empty() && st.chain.back().record.exp) cacheable = false;
   if (res.result == "fail") {
     // RFC 7208 §6.2: the exp= of the record that gave the result, else our default text
     MacroContext ctx = st.ctx;
@@ -192,6 +215,7 @@ boost::asio::awaitable<Result> check(dns::Resolver& resolver, const Request& req
     if (res.explanation.empty())
       if (auto text = expand(opts.default_explanation, ctx, true, false)) res.explanation = *text;
   }
+  if (cacheable) cache.put(cache_key, res, std::chrono::seconds(ttl));
   co_return res;
 }
 

@@ -42,6 +42,9 @@ struct Options {
   std::string default_explanation = "%{i} is not allowed to send mail for %{d}";
   int max_rounds = 40;
   std::chrono::milliseconds budget{20000};  // whole check; beyond it the result is temperror
+  // Keep results in this thread's ResultCache (result_cache.hpp) and take them from it. The plugin
+  // turns it on; a caller whose DNS data changes between checks of the same inputs leaves it off.
+  bool cache_results = false;
 };
 
 boost::asio::awaitable<Result> check(dns::Resolver& resolver, const Request& req, const Options& opts);

@@ -95,6 +95,7 @@ class SpfPlugin : public Plugin {
       t.fail("explanation", "must hold 1 to 300 characters");
     opts_.budget = std::chrono::duration_cast<std::chrono::milliseconds>(env.config.dns.timeout) * 4;
     if (opts_.budget < std::chrono::seconds(20)) opts_.budget = std::chrono::seconds(20);
+    opts_.cache_results = true;  // docs/spf.md, "Result cache"
   }
 
   unsigned stages() const override { return static_cast<unsigned>(Stage::mail); }
