@@ -91,7 +91,8 @@ void LmdbStore::open() {
     if (rc) throw std::runtime_error("store: " + err(rc));
     mdb_env_set_mapsize(env_, opt_.max_size);
     mdb_env_set_maxreaders(env_, 1024);
-    rc = mdb_env_open(env_, opt_.path.c_str(), MDB_NOSYNC | MDB_NOTLS, 0640);
+    // MDB_WRITEMAP: a commit writes into the map, not a pwrite() per dirty page (docs/store.md).
+    rc = mdb_env_open(env_, opt_.path.c_str(), MDB_NOSYNC | MDB_NOTLS | MDB_WRITEMAP, 0640);
     if (rc == 0) {
       int dead = 0;
       mdb_reader_check(env_, &dead);  // reader slots of a killed process
