@@ -101,11 +101,6 @@ std::shared_ptr<State> State::create(std::shared_ptr<const Program> prog, std::s
   }
   lua_settop(L, 0);
   lua_gc(L, LUA_GCCOLLECT);
-  // Generational collection: what a hook call allocates (the tables of tx.client or tx.dnsbl, the
-  // message body as a string) dies young, while the loaded scripts, their maps and regexes live as
-  // long as the state. The incremental mode's cycles traverse all of it again and again; minor
-  // collections look at the young objects only (bench/README.md, "Lua": instructions per message).
-  lua_gc(L, LUA_GCGEN, 0, 0);
   return st;
 }
 
