@@ -36,8 +36,21 @@ static std::string digest_hex(std::string_view data, const EVP_MD* md) {
   return s;
 }
 
-std::string sha1_hex(std::string_view data) { return digest_hex(data, EVP_sha1()); }
-std::string sha256_hex(std::string_view data) { return digest_hex(data, EVP_sha256()); }
+// Fetched once: EVP_sha1()/EVP_sha256() make OpenSSL 3 look the algorithm up again on every digest
+// (an implicit fetch costs more than hashing a greylist key).
+static const EVP_MD* fetched(const char* name, const EVP_MD* legacy) {
+  const EVP_MD* md = EVP_MD_fetch(nullptr, name, nullptr);
+  return md ? md : legacy;
+}
+
+std::string sha1_hex(std::string_view data) {
+  static const EVP_MD* md = fetched("SHA1", EVP_sha1());
+  return digest_hex(data, md);
+}
+std::string sha256_hex(std::string_view data) {
+  static const EVP_MD* md = fetched("SHA256", EVP_sha256());
+  return digest_hex(data, md);
+}
 
 std::string bound_key(std::string key, std::size_t max) {
   if (key.size() <= max) return key;

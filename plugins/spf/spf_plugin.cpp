@@ -2,6 +2,7 @@
 // mail at the MAIL stage, records tx.spf, adds Received-SPF and the spf= part of
 // Authentication-Results, and answers per [plugins.spf] on_fail / on_softfail / on_temperror /
 // on_permerror. Trusted and authenticated clients are not checked.
+#include <algorithm>
 #include <string>
 
 #include "gateway/core/plugin.hpp"
@@ -26,6 +27,7 @@ Action parse_action(const config::Table& t, const char* key, const char* def) {
 // A quoted-string (RFC 5322 §3.2.4): printable ASCII, '"' and '\\' escaped, the rest dropped.
 std::string quoted_string(const std::string& v) {
   std::string out = "\"";
+  out.reserve(v.size() + 8);
   for (char c : v) {
     unsigned char u = static_cast<unsigned char>(c);
     if (u < 0x20 || u > 0x7e) continue;
@@ -37,18 +39,20 @@ std::string quoted_string(const std::string& v) {
 
 // A key=value value for Received-SPF (RFC 7208 §9.1): a dot-atom as is, anything else quoted.
 std::string kv_value(const std::string& v) {
-  bool atom = !v.empty();
+  bool atom = !v.empty() && v.find('@') == std::string::npos;
   for (char c : v) {
+    if (!atom) break;
     unsigned char u = static_cast<unsigned char>(c);
-    if (!(std::isalnum(u) || std::string_view("!#$%&'*+-/=?^_`{|}~.@").find(c) != std::string_view::npos)) atom = false;
+    if (!(std::isalnum(u) || std::string_view("!#$%&'*+-/=?^_`{|}~.").find(c) != std::string_view::npos)) atom = false;
   }
-  if (atom && v.find('@') == std::string::npos) return v;
+  if (atom) return v;
   return quoted_string(v);
 }
 
 // A comment's text: printable ASCII without parentheses or backslashes.
 std::string comment_text(std::string_view s) {
   std::string out;
+  out.reserve(std::min<std::size_t>(s.size(), 301));
   for (char c : s) {
     unsigned char u = static_cast<unsigned char>(c);
     if (u < 0x20 || u > 0x7e || c == '(' || c == ')' || c == '\\') continue;
