@@ -70,9 +70,11 @@ Call* dns_call(lua_State* L) {
 }
 
 int dns_yield(lua_State* L, Call* c, const char* name, std::size_t len, dns::Type type, bool rbl) {
-  bool oom = false;
+  bool oom = false, cached = false;
   try {
     c->dns = DnsRequest{std::string(name, len), type, rbl};
+    // An answer in the resolver's cache is taken at once: no yield, no resume.
+    if (dns::Resolver* r = state_of(L)->prog->options.resolver.get()) cached = r->cached_answer(c->dns->name, type, c->answer);
   } catch (...) {
     oom = true;
   }
@@ -80,6 +82,10 @@ int dns_yield(lua_State* L, Call* c, const char* name, std::size_t len, dns::Typ
   lua_settop(L, 0);
   if (rbl) lua_pushlightuserdata(L, c);  // tells dns_continue to answer the rbl way
   c->token = reinterpret_cast<std::uintptr_t>(c);
+  if (cached) {
+    c->dns.reset();
+    return dns_continue(L, LUA_OK, static_cast<lua_KContext>(reinterpret_cast<std::uintptr_t>(c)));
+  }
   return lua_yieldk(L, 0, static_cast<lua_KContext>(reinterpret_cast<std::uintptr_t>(c)), dns_continue);
 }
 

@@ -91,6 +91,37 @@ TEST(LuaApi, DnsYieldsAndIsBounded) {
   EXPECT_EQ(run(none.call(Hook::rcpt_to, tx, "x")).text, "temperror nil");  // no resolver
 }
 
+// A resolver whose cache holds "cached.test": gateway.dns takes such answers without yielding (the
+// same table as after a query), still counted against max_dns_lookups.
+class CachingResolver : public FakeResolver {
+ public:
+  int cache_hits = 0;
+  bool cached_answer(const std::string& name, dns::Type type, dns::Answer& out) override {
+    if (name != "cached.test" || type != dns::Type::A) return false;
+    ++cache_hits;
+    out = dns::Answer{dns::Status::ok, {"192.0.2.7"}, 30};
+    return true;
+  }
+};
+
+TEST(LuaApi, DnsCachedAnswerWithoutYield) {
+  auto r = std::make_shared<CachingResolver>();
+  Host h(opts(R"lua(
+    function on_rcpt_to(tx, addr)
+      if addr == "loop" then while true do pcall(gateway.dns.lookup, "cached.test", "A") end end
+      local a = gateway.dns.lookup("cached.test", "A")
+      local b = gateway.dns.lookup("x.test", "A")
+      return gateway.reject(550, "5.7.1", table.concat({a.status, #a.answers, a.answers[1], b.answers[1],
+        tostring(gateway.dns.rbl("192.0.2.9", "x.test"))}, " "))
+    end)lua", r));
+  auto tx = make_tx();
+  EXPECT_EQ(run(h.call(Hook::rcpt_to, tx, "x")).text, "ok 1 192.0.2.7 127.0.0.2 127.0.0.2");
+  EXPECT_EQ(r->cache_hits, 1);
+  EXPECT_EQ(r->queries, 2);  // x.test and the rbl name went to query()
+  EXPECT_EQ(run(h.call(Hook::rcpt_to, tx, "loop")).kind, Verdict::Kind::tempfail);  // still bounded
+  EXPECT_EQ(r->cache_hits, 4);  // max_dns_lookups = 3
+}
+
 TEST(LuaApi, Regex) {
   Host h(opts(R"lua(
     local re = gateway.regex.new("^(cheap|free)\\s+(\\w+)", "i")
