@@ -10,6 +10,8 @@
 //   or after RSET), never while a transaction is open, never once it carried XCLIENT (the upstream
 //   keeps XCLIENT attributes until the session ends, so it is closed with QUIT instead).
 // - A pooled connection idle for upstream.pool_idle_timeout (60s) is closed with QUIT.
+// - A connection a transaction returns while the pool is full is kept for kSurgeIdle at most, up to
+//   kSurgeFactor x pool_size in all: the next MAIL under load takes it instead of connecting anew.
 #pragma once
 #include <chrono>
 #include <deque>
@@ -41,6 +43,8 @@ struct Pooled {
 class Pool : public boost::asio::execution_context::service {
  public:
   static inline boost::asio::execution_context::id id;
+  static constexpr unsigned kSurgeFactor = 4;
+  static constexpr std::chrono::seconds kSurgeIdle{2};
   explicit Pool(boost::asio::execution_context& ctx);
   ~Pool() override;
 
@@ -74,6 +78,8 @@ class Pool : public boost::asio::execution_context::service {
   std::optional<boost::asio::steady_timer> warmed_;  // never expires: cancel() wakes take_or_wait
   int warming_ = 0;
   bool timer_armed_ = false;
+  std::chrono::steady_clock::time_point armed_at_{};
+  unsigned sweep_gen_ = 0;
   bool shut_ = false;
 };
 

@@ -203,6 +203,41 @@ def test_idle_pooled_connections_are_closed_after_pool_idle_timeout(tmp_path, si
         gw.stop()
 
 
+def test_connections_returned_to_a_full_pool_serve_the_next_transactions_then_close(tmp_path, sink):
+    """Four transactions at once with pool_size = 1: the four upstream connections they used are all
+    kept when they end (one in the pool, three beyond it for 2 s), so the next four transactions open
+    none; two seconds later the three extra ones are closed with QUIT and the pool holds one again."""
+    gw = pool_gateway(tmp_path, [sink.port], upstream="pool_size = 1\n", threads=1)
+    try:
+        clients = [open_session(gw.port, helo="c%d.test" % i) for i in range(4)]
+        assert _wait(lambda: sink.connections == 1)  # the EHLOs warmed the pool to its size
+
+        def round_of_four(n):
+            for i, c in enumerate(clients):  # four transactions open at once: MAIL on each first
+                assert c.cmd("MAIL FROM:<r%di%d@sender.test>" % (n, i))[0] == 250
+            for c in clients:
+                assert c.cmd("RCPT TO:<bob@example.test>")[0] == 250
+                assert c.cmd("DATA")[0] == 354
+                c.send(b"Subject: t\r\n\r\nhello\r\n.\r\n")
+                assert c.reply()[0] == 250
+
+        round_of_four(1)
+        assert sink.wait_count(4)
+        assert sink.connections == 4, sink.connections  # one pooled, three opened for the round
+        round_of_four(2)
+        assert sink.wait_count(8)
+        assert sink.connections == 4, sink.connections  # the second round opened none
+        assert gw.metric('smtpgw_upstream_pool_takes_total{result="hit"}') >= 5
+        # the three kept beyond pool_size close after their 2 s; the pooled one stays
+        assert _wait(lambda: len(sink.active) == 1, timeout=15), len(sink.active)
+        assert quits(sink) == 3
+        assert gw.metric("smtpgw_upstream_pool_connections") == 1
+        for c in clients:
+            c.close()
+    finally:
+        gw.stop()
+
+
 def test_sent_received_acknowledged_under_load_with_the_pool(tmp_path, sink):
     gw = pool_gateway(tmp_path, [sink.port], upstream="pool_size = 4\n")
     acked = []
