@@ -22,12 +22,16 @@ mkdir -p "$BENCH_KEYS"
 [ -f "$BENCH_KEYS/bench.test.ed.key" ] || "$root/build/smtp-gateway" dkim-keygen --domain bench.test --selector ed --algorithm ed25519-sha256 --out "$BENCH_KEYS" >/dev/null
 /usr/bin/python3 "$here/dns_server.py" "$BENCH_DNS_PORT" & dns_pid=$!
 trap 'kill $dns_pid 2>/dev/null' EXIT
-if [[ " ${ROWS:-empty} " == *" inbound "* ]]; then
+warm_row=""  # the first row whose pipeline greylists: smtp-source's triplet is passed through it once
+for row in ${ROWS:-empty}; do
+  if grep -q '^pipeline *=.*"greylist"' "$here/profiles/$row.toml"; then warm_row="$row"; break; fi
+done
+if [ -n "$warm_row" ]; then
   # pass the greylist triplet of smtp-source's envelope (from@bench.test -> to@bench.test) once
   sink_port=2599 gw_port=2598
   /usr/sbin/smtp-sink -u nobody 127.0.0.1:$sink_port 100 & warm_sink=$!
   BENCH_LISTEN_PORT=$gw_port BENCH_UPSTREAM_PORT=$sink_port BENCH_CELL_DIR="$work" GATEWAY_LOG_LEVEL=warn \
-    "$here/gateway-row.sh" inbound & warm_gw=$!
+    "$here/gateway-row.sh" "$warm_row" & warm_gw=$!
   sleep 1
   for _ in 1 2; do
     swaks --server 127.0.0.1:$gw_port --from from@bench.test --to to@bench.test >/dev/null 2>&1 || true
