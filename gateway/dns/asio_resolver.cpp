@@ -180,40 +180,30 @@ void AsioResolver::finish(const std::string& key, const Answer& a, bool has_soa)
   for (auto& w : waiters) w(a);
 }
 
-bool AsioResolver::cached_answer(const std::string& raw_name, Type type, Answer& out) {
-  auto name = normalize_name(raw_name);
-  if (!name) return false;
-  const std::string key = std::to_string(static_cast<unsigned>(type)) + ":" + *name;
-  std::lock_guard lk(mu_);
-  if (!cached(key, out)) return false;
-  ++stats_.queries;
-  ++stats_.cache_hits;
+// A live cache entry for `key` into `out`, counted as a query answered from the cache.
+bool AsioResolver::take_cached(const std::string& key, Answer& out) {
+  {
+    std::lock_guard lk(mu_);
+    if (!cached(key, out)) return false;
+    ++stats_.queries;
+    ++stats_.cache_hits;
+  }
   from_cache().inc();
   return true;
+}
+
+bool AsioResolver::cached_answer(const std::string& raw_name, Type type, Answer& out) {
+  auto name = normalize_name(raw_name);
+  return name && take_cached(std::to_string(static_cast<unsigned>(type)) + ":" + *name, out);
 }
 
 asio::awaitable<Answer> AsioResolver::query(std::string raw_name, Type type) {
   auto name = normalize_name(raw_name);
   if (!name) co_return Answer{Status::permerror, {}, 0};
   const std::string key = std::to_string(static_cast<unsigned>(type)) + ":" + *name;
-  {
-    // A cached answer comes back at once: no handler posted, no trip through the scheduler (most
-    // queries of SPF, DMARC and the DNS lists are answered from the cache).
-    Answer hit;
-    bool have = false;
-    {
-      std::lock_guard lk(mu_);
-      if (cached(key, hit)) {
-        ++stats_.queries;
-        ++stats_.cache_hits;
-        have = true;
-      }
-    }
-    if (have) {
-      from_cache().inc();
-      co_return hit;
-    }
-  }
+  // A cached answer comes back at once: no handler posted, no trip through the scheduler (most
+  // queries of SPF, DMARC and the DNS lists are answered from the cache).
+  if (Answer hit; take_cached(key, hit)) co_return hit;
 
   bool leader = false, joined = false;
   std::optional<Answer> early = co_await asio::async_initiate<decltype(asio::use_awaitable), void(std::optional<Answer>)>(

@@ -61,6 +61,7 @@ class AsioResolver : public Resolver, public std::enable_shared_from_this<AsioRe
   };
   boost::asio::awaitable<Outcome> lookup(const std::string& name, Type type);
   bool cached(const std::string& key, Answer& out);  // mu_ held
+  bool take_cached(const std::string& key, Answer& out);  // takes mu_
   void store(const std::string& key, const Answer& a, bool has_soa);
   void finish(const std::string& key, const Answer& a, bool has_soa);
   void abandon(const std::string& key);

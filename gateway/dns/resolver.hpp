@@ -34,8 +34,8 @@ class Resolver {
   // Runs on the caller's executor; resolves within dns.timeout (retries included) or answers temperror.
   virtual boost::asio::awaitable<Answer> query(std::string name, Type type) = 0;
   // The answer query() would give at once from the cache, without waiting: true and `out` set when
-  // the cache holds a live answer. For callers that would otherwise start a coroutine per lookup
-  // (the DNS lists). The default knows nothing.
+  // the cache holds a live answer. For callers that would otherwise start a coroutine or yield per
+  // lookup (the DNS lists, the SPF check's DNS layer, gateway.dns in Lua). The default knows nothing.
   virtual bool cached_answer(const std::string& name, Type type, Answer& out) {
     (void)name, (void)type, (void)out;
     return false;

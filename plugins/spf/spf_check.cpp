@@ -1,7 +1,5 @@
 #include "plugins/spf/spf_check.hpp"
 
-#include <limits>
-
 #include <algorithm>
 #include <limits>
 #include <memory>
