@@ -341,28 +341,45 @@ asio::awaitable<void> Session::on_mail(const Command& cmd) {
   tx_.started = std::chrono::steady_clock::now();
   rcpt_attempts_ = 0;
 
+  // With plugins at MAIL and an upstream connection usable at once, MAIL goes out first and the
+  // plugins run while the upstream answers: their time hides behind its round trip. A refusal then
+  // RSETs the upstream (end_transaction). Without a ready connection the plugins decide first, so a
+  // refused sender never costs a new upstream connection.
   Verdict v;
-  if (rt_->pipeline->has(Stage::mail)) v = co_await rt_->pipeline->run(Stage::mail, tx_);
+  std::optional<Reply> early;
+  if (rt_->pipeline->has(Stage::mail)) {
+    ensure_upstream();
+    bool sent = false;
+    if (upstream_->take_ready() && !(tx_.smtputf8 && !upstream_->caps().smtputf8)) {
+      auto failed = co_await upstream_->send_mail(tx_);
+      sent = !failed;
+    }
+    v = co_await rt_->pipeline->run(Stage::mail, tx_);
+    if (sent) early = co_await upstream_->mail_reply();
+  }
   if (v.refuses()) {
     reply_verdict(v, Stage::mail);
     co_await end_transaction(outcome_of_refusal(v.kind == Verdict::Kind::reject), "");
     co_return;
   }
-  ensure_upstream();
-  if (!upstream_->connected()) {
-    Reply r = co_await upstream_->open(tx_.conn);  // a ready pooled connection when there is one
-    if (r.code != 250) {
-      reply(r, "4.4.1");
-      co_await end_transaction(Outcome::tempfailed, r.summary());
+  if (!early) {
+    ensure_upstream();
+    if (!upstream_->connected()) {
+      Reply r = co_await upstream_->open(tx_.conn);  // a ready pooled connection when there is one
+      if (r.code != 250) {
+        reply(r, "4.4.1");
+        co_await end_transaction(Outcome::tempfailed, r.summary());
+        co_return;
+      }
+    }
+    if (tx_.smtputf8 && !upstream_->caps().smtputf8) {
+      error_reply(553, "5.6.7", "SMTPUTF8 is not supported by the upstream");
+      co_await end_transaction(Outcome::rejected, "");
       co_return;
     }
+    early = co_await upstream_->mail(tx_);
   }
-  if (tx_.smtputf8 && !upstream_->caps().smtputf8) {
-    error_reply(553, "5.6.7", "SMTPUTF8 is not supported by the upstream");
-    co_await end_transaction(Outcome::rejected, "");
-    co_return;
-  }
-  Reply r = co_await upstream_->mail(tx_);
+  Reply& r = *early;
   reply(r, r.positive() ? "2.1.0" : "");
   if (r.code != 250) {
     co_await end_transaction(outcome_of(r), r.summary());

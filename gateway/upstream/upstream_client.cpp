@@ -104,6 +104,7 @@ void UpstreamClient::drop() {
   stream_.reset();
   deadline_.reset();
   in_transaction_ = false;
+  mail_pending_ = false;
 }
 
 Reply UpstreamClient::failure(std::string_view what) {
@@ -317,13 +318,53 @@ Task<Reply> UpstreamClient::open_fresh(const Connection& conn, bool with_xclient
   co_return Reply::make(451, "4.4.1", "Upstream unavailable, try again later");
 }
 
-Task<Reply> UpstreamClient::mail(const Transaction& tx) {
-  if (!stream_) co_return Reply::make(451, "4.4.2", "Upstream connection lost, try again later");
-  std::string line = "MAIL FROM:<" + tx.sender + ">";
-  if (caps_.size && tx.declared_size) line += " SIZE=" + std::to_string(tx.declared_size);
-  if (caps_.eightbitmime && !tx.body_type.empty()) line += " BODY=" + tx.body_type;
+namespace {
+
+std::string mail_line(const Transaction& tx, const Capabilities& caps) {
+  std::string line;
+  line.reserve(tx.sender.size() + 48);
+  line += "MAIL FROM:<";
+  line += tx.sender;
+  line += '>';
+  if (caps.size && tx.declared_size) line += " SIZE=" + std::to_string(tx.declared_size);
+  if (caps.eightbitmime && !tx.body_type.empty()) line += " BODY=" + tx.body_type;
   if (tx.smtputf8) line += " SMTPUTF8";
-  Reply r = co_await command(line, cfg_.upstream.command_timeout);
+  return line;
+}
+
+}  // namespace
+
+Task<Reply> UpstreamClient::mail(const Transaction& tx) {
+  if (auto failed = co_await send_mail(tx)) co_return *failed;
+  co_return co_await mail_reply();
+}
+
+bool UpstreamClient::take_ready() {
+  if (stream_) return true;
+  if (cfg_.upstream.xclient) return false;  // XCLIENT (a round trip) goes before MAIL: open() sends it
+  auto p = Pool::of(ex_).take(cfg_);
+  if (!p) return false;
+  adopt(std::move(*p));
+  return true;
+}
+
+Task<std::optional<Reply>> UpstreamClient::send_mail(const Transaction& tx) {
+  if (!stream_) co_return Reply::make(451, "4.4.2", "Upstream connection lost, try again later");
+  std::string out = mail_line(tx, caps_);
+  out += "\r\n";
+  deadline_->expires_after(cfg_.upstream.command_timeout);
+  auto ec = co_await stream_->write(out);
+  if (ec) co_return failure(deadline_->expired() ? "timed out" : "closed the connection");
+  // The reply's own wait starts in mail_reply(): the plugins may take longer than command_timeout.
+  deadline_->never();
+  mail_pending_ = true;
+  co_return std::nullopt;
+}
+
+Task<Reply> UpstreamClient::mail_reply() {
+  if (!stream_ || !mail_pending_) co_return Reply::make(451, "4.4.2", "Upstream connection lost, try again later");
+  Reply r = co_await read_reply(cfg_.upstream.command_timeout);
+  mail_pending_ = false;
   if (!stream_) co_return r;
   if (r.code == 250) {
     in_transaction_ = true;
@@ -385,6 +426,7 @@ Task<Reply> UpstreamClient::data(const Transaction& tx, std::string_view top) {
 
 Task<void> UpstreamClient::rset() {
   if (!stream_) co_return;
+  if (mail_pending_) (void)co_await mail_reply();  // then RSET when the upstream took the MAIL
   if (in_transaction_) {
     Reply r = co_await command("RSET", cfg_.upstream.command_timeout);
     if (stream_ && r.code != 250) drop();
@@ -414,7 +456,7 @@ Task<void> UpstreamClient::release() {
 }
 
 std::optional<Pooled> UpstreamClient::detach() {
-  if (!stream_ || in_transaction_ || xclient_done_ || cfg_.upstream.pool_size == 0) return std::nullopt;
+  if (!stream_ || in_transaction_ || mail_pending_ || xclient_done_ || cfg_.upstream.pool_size == 0) return std::nullopt;
   deadline_->never();
   Pooled p;
   p.stream = std::move(stream_);

@@ -66,6 +66,13 @@ class UpstreamClient {
   // carried XCLIENT; else leaves it alone and returns nothing.
   std::optional<Pooled> detach();
   Task<Reply> mail(const Transaction& tx);
+  // MAIL in two halves, so that the plugins of the MAIL stage run while the upstream answers
+  // (Session::on_mail): take_ready() holds a connection usable at once (the one held, or a ready
+  // pooled one when no XCLIENT has to go first; false: open() does the rest), send_mail() writes the
+  // command (a reply when that failed: the connection is then dropped), mail_reply() reads its reply.
+  bool take_ready();
+  Task<std::optional<Reply>> send_mail(const Transaction& tx);
+  Task<Reply> mail_reply();
   Task<Reply> rcpt(const std::string& address);
   // DATA, then `top` (pre-formatted header lines) and the message, dot-stuffed, then the final reply.
   Task<Reply> data(const Transaction& tx, std::string_view top);
@@ -94,6 +101,7 @@ class UpstreamClient {
   std::string server_;
   Capabilities caps_;
   bool in_transaction_ = false;
+  bool mail_pending_ = false;  // MAIL sent, its reply not read yet: never pooled in that state
   bool xclient_done_ = false;
 
  public:

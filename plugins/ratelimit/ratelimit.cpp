@@ -1,5 +1,7 @@
 #include "plugins/ratelimit/ratelimit.hpp"
 
+#include <charconv>
+
 #include "gateway/observe/log.hpp"
 #include "gateway/observe/metrics.hpp"
 #include "gateway/store/keys.hpp"
@@ -53,8 +55,22 @@ std::optional<std::string> key_value(Key k, const Transaction& tx, const std::st
 }
 
 std::string store_key(const Rule& r, const std::string& value) {
-  return "rl:" + std::string(key_name(r.key)) + ":" + count_name(r.count)[0] + ":" + std::to_string(r.limit) + "/" +
-         std::to_string(r.per.count()) + ":" + value;
+  // rl:<key>:<count's first letter>:<limit>/<per in ms>:<value>, built in one string (once per rule
+  // and event).
+  std::string k;
+  k.reserve(48 + value.size());
+  k += "rl:";
+  k += key_name(r.key);
+  k += ':';
+  k += count_name(r.count)[0];
+  k += ':';
+  char num[24];
+  k.append(num, std::to_chars(num, num + sizeof num, r.limit).ptr);
+  k += '/';
+  k.append(num, std::to_chars(num, num + sizeof num, static_cast<std::int64_t>(r.per.count())).ptr);
+  k += ':';
+  k += value;
+  return k;
 }
 
 Settings parse(const config::Table& t) {

@@ -3,7 +3,10 @@
 // Authentication-Results, and answers per [plugins.spf] on_fail / on_softfail / on_temperror /
 // on_permerror. Trusted and authenticated clients are not checked.
 #include <algorithm>
+#include <initializer_list>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "gateway/core/plugin.hpp"
 #include "gateway/dns/resolver.hpp"
@@ -100,6 +103,10 @@ class SpfPlugin : public Plugin {
     opts_.budget = std::chrono::duration_cast<std::chrono::milliseconds>(env.config.dns.timeout) * 4;
     if (opts_.budget < std::chrono::seconds(20)) opts_.budget = std::chrono::seconds(20);
     opts_.cache_results = true;  // docs/spf.md, "Result cache"
+    receiver_kv_ = kv_value(sanitize(hostname_));
+    for (const char* result : {"pass", "fail", "softfail", "neutral", "none", "temperror", "permerror"})
+      counters_.emplace_back(result, &observe::Metrics::instance().counter("smtpgw_spf_results_total", "SPF results",
+                                                                            std::string("result=\"") + result + "\""));
   }
 
   unsigned stages() const override { return static_cast<unsigned>(Stage::mail); }
@@ -109,15 +116,14 @@ class SpfPlugin : public Plugin {
     Request req{tx.conn.client.address, tx.sender, tx.conn.helo, hostname_};
     Result r = co_await check(*resolver_, req, opts_);
 
-    static auto& metrics = observe::Metrics::instance();
-    metrics.counter("smtpgw_spf_results_total", "SPF results", "result=\"" + r.result + "\"").inc();
+    result_counter(r.result).inc();
 
     SpfFact fact;
     fact.result = r.result;
     fact.identity = r.identity;
     fact.domain = r.domain;
     fact.explanation = r.explanation;
-    tx.spf = fact;
+    tx.spf = std::move(fact);
     tx.verdicts.emplace_back("spf", r.result);
 
     const std::string helo = sanitize(tx.conn.helo.empty() ? std::string("unknown") : tx.conn.helo);
@@ -140,35 +146,72 @@ class SpfPlugin : public Plugin {
       co_return Verdict::tempfail(451, "4.7.24", "SPF " + r.result + " for " + r.domain + ", try again later");
     if (action == Action::ignore) co_return Verdict::next();
 
-    // Received-SPF (RFC 7208 §9.1)
-    std::string comment = hostname_ + ": ";
-    const std::string who = r.identity == "helo" ? "helo " + r.domain : "domain of " + r.sender;
-    const std::string& ip = tx.conn.client.ip;
-    if (r.result == "pass") comment += who + " designates " + ip + " as permitted sender";
-    else if (r.result == "fail") comment += who + " does not designate " + ip + " as permitted sender";
-    else if (r.result == "softfail") comment += "transitioning " + who + " does not designate " + ip + " as permitted sender";
-    else if (r.result == "neutral") comment += ip + " is neither permitted nor denied by " + who;
-    else if (r.result == "none") comment += who + " does not provide an SPF record";
-    else if (r.result == "temperror") comment += "temporary error checking " + who;
-    else comment += "permanent error in the SPF record of " + who;
-    if (!r.problem.empty() && (r.result == "permerror" || r.result == "temperror")) comment += ": " + r.problem;
-    std::string v = r.result + " (" + comment_text(comment) + ")\r\n\tclient-ip=" + ip + ";";
-    v += " envelope-from=" + kv_value(r.identity == "helo" ? std::string() : tx.sender) + ";";
-    v += " helo=" + kv_value(helo) + ";";
-    v += " receiver=" + kv_value(sanitize(hostname_)) + ";";
-    v += " identity=" + r.identity + ";";
-    if (!r.problem.empty() && r.result == "permerror") v += " problem=" + kv_value(comment_text(r.problem)) + ";";
-    tx.add_header("Received-SPF", v);
+    tx.add_header("Received-SPF", received_spf(r, tx, helo));
 
     // Authentication-Results part (RFC 8601 §2.7.2)
-    if (r.identity == "helo") tx.auth_results.push_back("spf=" + r.result + " smtp.helo=" + ar_value(sanitize(r.domain)));
-    else tx.auth_results.push_back("spf=" + r.result + " smtp.mailfrom=" + ar_value(tx.sender));
+    std::string part = "spf=";
+    part += r.result;
+    if (r.identity == "helo") part += " smtp.helo=" + ar_value(sanitize(r.domain));
+    else part += " smtp.mailfrom=" + ar_value(tx.sender);
+    tx.auth_results.push_back(std::move(part));
     co_return Verdict::next();
   }
 
  private:
+  // The Received-SPF value (RFC 7208 §9.1), built in one string: it is made for every inbound message.
+  std::string received_spf(const Result& r, const Transaction& tx, const std::string& helo) const {
+    std::string comment;
+    comment.reserve(160);
+    comment += hostname_;
+    comment += ": ";
+    std::string who = r.identity == "helo" ? "helo " + r.domain : "domain of " + r.sender;
+    const std::string& ip = tx.conn.client.ip;
+    auto add = [&](std::initializer_list<std::string_view> parts) {
+      for (auto p : parts) comment += p;
+    };
+    if (r.result == "pass") add({who, " designates ", ip, " as permitted sender"});
+    else if (r.result == "fail") add({who, " does not designate ", ip, " as permitted sender"});
+    else if (r.result == "softfail") add({"transitioning ", who, " does not designate ", ip, " as permitted sender"});
+    else if (r.result == "neutral") add({ip, " is neither permitted nor denied by ", who});
+    else if (r.result == "none") add({who, " does not provide an SPF record"});
+    else if (r.result == "temperror") add({"temporary error checking ", who});
+    else add({"permanent error in the SPF record of ", who});
+    if (!r.problem.empty() && (r.result == "permerror" || r.result == "temperror")) add({": ", r.problem});
+    std::string v;
+    v.reserve(comment.size() + ip.size() + tx.sender.size() + helo.size() + receiver_kv_.size() + 96);
+    v += r.result;
+    v += " (";
+    v += comment_text(comment);
+    v += ")\r\n\tclient-ip=";
+    v += ip;
+    v += "; envelope-from=";
+    v += kv_value(r.identity == "helo" ? std::string() : tx.sender);
+    v += "; helo=";
+    v += kv_value(helo);
+    v += "; receiver=";
+    v += receiver_kv_;
+    v += "; identity=";
+    v += r.identity;
+    v += ';';
+    if (!r.problem.empty() && r.result == "permerror") {
+      v += " problem=";
+      v += kv_value(comment_text(r.problem));
+      v += ';';
+    }
+    return v;
+  }
+
+  // smtpgw_spf_results_total by result, looked up once (not by name for every message).
+  observe::Counter& result_counter(const std::string& result) {
+    for (auto& [name, counter] : counters_)
+      if (name == result) return *counter;
+    return observe::Metrics::instance().counter("smtpgw_spf_results_total", "SPF results", "result=\"" + result + "\"");
+  }
+
   std::shared_ptr<dns::Resolver> resolver_;
   std::string hostname_;
+  std::string receiver_kv_;  // kv_value(sanitize(server.hostname))
+  std::vector<std::pair<std::string, observe::Counter*>> counters_;
   Options opts_;
   Action on_fail_, on_softfail_, on_temperror_, on_permerror_;
 };
