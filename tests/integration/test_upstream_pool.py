@@ -325,3 +325,101 @@ def test_a_pooled_connection_to_a_backup_server_yields_to_the_recovered_first(tm
         if first:
             first.stop()
         gw.stop()
+
+
+# --- MAIL sent while the MAIL-stage plugins run -------------------------------------------------------
+
+DENY_SCRIPT = """
+function on_mail_from(tx, addr)
+  if addr == "bad@sender.test" then return gateway.reject(550, "5.7.1", "Sender refused by policy") end
+end
+"""
+
+
+def _policy_gateway(gateway_factory, sink, tmp_path, pool_size, script=DENY_SCRIPT, extra="", **kw):
+    path = tmp_path / "mail_policy.lua"
+    path.write_text(script)
+    body = '\n[plugins.lua]\nscripts = ["%s"]\n' % path + extra
+    # one worker thread: the pool is per thread, and the sessions must share it
+    return gateway_factory(body, upstream_ports=[sink.port], pipeline=["lua"], pool_size=pool_size, threads=1, **kw)
+
+
+def _after(commands, command):
+    """The command that followed the first `command` in what the sink heard (None at the end)."""
+    i = commands.index(command)
+    return commands[i + 1] if i + 1 < len(commands) else None
+
+
+def test_mail_refused_by_a_plugin_while_the_upstream_answered_is_reset(gateway_factory, sink, tmp_path):
+    """With a ready pooled connection, MAIL goes to the upstream before the MAIL plugins decide (they run
+    while it answers). A sender a plugin refuses gets the plugin's reply; the upstream hears RSET right
+    after that MAIL, on the same connection, and nothing from that sender is delivered."""
+    gw = _policy_gateway(gateway_factory, sink, tmp_path, pool_size=1)
+    assert send_message(gw.port, sender="good@sender.test")[0] == 250
+    assert _wait(lambda: sink.count() == 1)
+    c = open_session(gw.port)
+    try:
+        code, lines = c.cmd("MAIL FROM:<bad@sender.test>")
+        assert (code, lines[-1]) == (550, "550 5.7.1 Sender refused by policy")
+        assert transaction(c, sender="good2@sender.test")[0] == 250
+    finally:
+        c.close()
+    assert _wait(lambda: sink.count() == 2)
+    commands = sink.commands
+    assert "MAIL FROM:<bad@sender.test>" in commands, commands  # the early MAIL did go out
+    assert _after(commands, "MAIL FROM:<bad@sender.test>") == "RSET", commands
+    assert [m.mail_from for m in sink.messages] == ["good@sender.test", "good2@sender.test"]
+    assert sink.connections == 1, "the refused MAIL, its RSET and the next transaction share one connection"
+
+
+def test_without_a_ready_connection_a_refused_sender_never_reaches_the_upstream(gateway_factory, sink, tmp_path):
+    """No pooled connection: the MAIL plugins decide first, so a refused sender costs the upstream neither
+    a connection nor a command."""
+    gw = _policy_gateway(gateway_factory, sink, tmp_path, pool_size=0)
+    c = open_session(gw.port)
+    try:
+        code, lines = c.cmd("MAIL FROM:<bad@sender.test>")
+        assert (code, lines[-1]) == (550, "550 5.7.1 Sender refused by policy")
+        assert transaction(c, sender="good@sender.test")[0] == 250
+    finally:
+        c.close()
+    assert _wait(lambda: sink.count() == 1)
+    assert "MAIL FROM:<bad@sender.test>" not in sink.commands, sink.commands
+    assert [m.mail_from for m in sink.messages] == ["good@sender.test"]
+
+
+def test_mail_plugins_slower_than_the_upstream_timeout_still_get_its_reply(gateway_factory, sink, tmp_path):
+    """The upstream's MAIL reply waits in the socket while the plugins run: plugins slower than
+    upstream.command_timeout (a DNS lookup answered after 1.5 s; the timeout 1 s) do not turn the
+    upstream's 250 into a timeout."""
+    from dnsserver import DnsServer
+    zone = {"%s.slow.test" % n: [("A", "192.0.2.7")] for n in ("first", "second")}
+    dns = DnsServer(zone, delay=1.5).start()
+    try:
+        script = """
+function on_mail_from(tx, addr)
+  local r = gateway.dns.lookup(addr:match("^(.-)@") .. ".slow.test", "A")
+  if r.status ~= "ok" then return gateway.tempfail(451, "4.4.3", "lookup " .. r.status) end
+end
+"""
+        extra = '\n[dns]\nnameservers = ["%s"]\ntimeout = "4s"\n' % dns.address
+        gw = _policy_gateway(gateway_factory, sink, tmp_path, pool_size=1, script=script, extra=extra,
+                             upstream_timeout="1s")
+        assert send_message(gw.port, sender="first@sender.test")[0] == 250  # leaves a pooled connection
+        c = open_session(gw.port)
+        try:
+            started = time.monotonic()
+            code, lines = c.cmd("MAIL FROM:<second@sender.test>")
+            assert code == 250, lines
+            assert time.monotonic() - started >= 1.4  # the plugin did outlast the upstream's timeout
+            assert c.cmd("RCPT TO:<bob@example.test>")[0] == 250
+            assert c.cmd("DATA")[0] == 354
+            c.send(b"Subject: slow\r\n\r\nhello\r\n.\r\n")
+            assert c.reply()[0] == 250
+        finally:
+            c.close()
+    finally:
+        dns.stop()
+    assert [m.mail_from for m in sink.messages] == ["first@sender.test", "second@sender.test"]
+    assert sink.connections == 1, "the second MAIL went out on the pooled connection, before the plugin"
+    assert "upstream_failure" not in gw.log()
