@@ -488,7 +488,7 @@ asio::awaitable<void> Session::on_data() {
   if (rt_->pipeline->has(Stage::data)) v = co_await rt_->pipeline->run(Stage::data, tx_);
   if (v.refuses()) {
     reply_verdict(v, Stage::data);
-    co_await end_transaction(outcome_of_refusal(v.kind == Verdict::Kind::reject), "");
+    co_await end_transaction(outcome_of_refusal(v.kind == Verdict::Kind::reject), "", true);
     co_return;
   }
   std::string top;
@@ -502,7 +502,7 @@ asio::awaitable<void> Session::on_data() {
   deadline_.never();  // the upstream's own timeouts bound the wait from here
   Reply r = co_await upstream_->data(tx_, top);
   reply(r, r.code == 250 ? "2.0.0" : "");
-  co_await end_transaction(outcome_of(r), r.summary());
+  co_await end_transaction(outcome_of(r), r.summary(), true);
 }
 
 asio::awaitable<void> Session::on_rset() {
@@ -555,9 +555,10 @@ asio::awaitable<void> Session::on_auth(const Command& cmd) {
   if (r.ok && upstream_ && upstream_->xclient_done()) co_await upstream_->quit();
 }
 
-asio::awaitable<void> Session::end_transaction(Outcome outcome, const std::string& upstream_reply) {
+asio::awaitable<void> Session::end_transaction(Outcome outcome, const std::string& upstream_reply, bool reply_first) {
   if (outcome != Outcome::delivered && upstream_) co_await upstream_->rset();
   record_transaction(tx_, outcome, upstream_reply);
+  if (reply_first) (void)co_await flush();  // a failed write is seen again at the next read
   if (rt_->pipeline->has(Stage::reset)) co_await rt_->pipeline->notify(Stage::reset, tx_);
   tx_.reset();
   rcpt_attempts_ = 0;

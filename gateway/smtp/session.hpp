@@ -52,7 +52,11 @@ class Session : public std::enable_shared_from_this<Session> {
   boost::asio::awaitable<bool> flush();
   void ensure_upstream();
   void open_upstream_early();
-  boost::asio::awaitable<void> end_transaction(Outcome outcome, const std::string& upstream_reply);
+  // Ends the transaction: RSET upstream unless delivered, the transaction's log line and metrics, the
+  // plugins' reset notifications, a clean tx_. With `reply_first`, the client's reply (already queued)
+  // is written right after the log line and metrics, before the rest: that bookkeeping then overlaps
+  // the client's next command instead of delaying its reply.
+  boost::asio::awaitable<void> end_transaction(Outcome outcome, const std::string& upstream_reply, bool reply_first = false);
 
   void reply(int code, std::string_view enhanced, std::string_view text);
   void reply(const net::Reply& r, std::string_view default_enhanced);
