@@ -1,6 +1,8 @@
 #include "gateway/smtp/received.hpp"
 
 #include <ctime>
+#include <initializer_list>
+#include <string_view>
 
 namespace gw::smtp {
 
@@ -19,11 +21,24 @@ std::string received_header(const Transaction& tx, const std::string& hostname) 
   std::string with = tx.smtputf8 ? "UTF8SMTP" : (c.esmtp ? "ESMTP" : "SMTP");
   if (c.tls) with += "S";
   if (c.auth_user) with += "A";
-  std::string v = "from " + (c.helo.empty() ? std::string("unknown") : c.helo) + " (" +
-                  (c.client.rdns ? *c.client.rdns : std::string("unknown")) + " [" + c.client.ip + "])\r\n\tby " +
-                  hostname + " (smtp-gateway) with " + with + " id " + tx.id;
-  if (tx.recipients.size() == 1) v += "\r\n\tfor <" + tx.recipients.front() + ">";
-  v += "; " + rfc5322_date();
+  const std::string_view helo = c.helo.empty() ? std::string_view("unknown") : std::string_view(c.helo);
+  const std::string_view rdns = c.client.rdns ? std::string_view(*c.client.rdns) : std::string_view("unknown");
+  const std::string date = rfc5322_date();
+  std::string v;  // one allocation: this header is built for every message
+  v.reserve(96 + helo.size() + rdns.size() + c.client.ip.size() + hostname.size() + tx.id.size() + date.size() +
+            (tx.recipients.size() == 1 ? tx.recipients.front().size() : 0));
+  for (std::string_view part : {std::string_view("from "), helo, std::string_view(" ("), rdns, std::string_view(" ["),
+                                std::string_view(c.client.ip), std::string_view("])\r\n\tby "), std::string_view(hostname),
+                                std::string_view(" (smtp-gateway) with "), std::string_view(with), std::string_view(" id "),
+                                std::string_view(tx.id)})
+    v += part;
+  if (tx.recipients.size() == 1) {
+    v += "\r\n\tfor <";
+    v += tx.recipients.front();
+    v += '>';
+  }
+  v += "; ";
+  v += date;
   return v;
 }
 

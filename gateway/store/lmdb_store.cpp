@@ -126,7 +126,9 @@ void LmdbStore::open() {
 }
 
 // Runs `f` in a write transaction; a full map gets a sweep of expired entries and one more try.
-static int run_write(MDB_env* env, const std::function<int(MDB_txn*)>& f, const std::function<void()>& on_full) {
+// (Templates, not std::function: the lambdas capture by reference and are called for every write.)
+template <typename F, typename OnFull>
+static int run_write(MDB_env* env, F&& f, OnFull&& on_full) {
   for (int attempt = 0;; ++attempt) {
     MDB_txn* txn = nullptr;
     int rc = mdb_txn_begin(env, nullptr, 0, &txn);
