@@ -345,10 +345,10 @@ asio::awaitable<void> Session::on_mail(const Command& cmd) {
   // plugins run while the upstream answers: their time hides behind its round trip. A refusal then
   // RSETs the upstream (end_transaction). Without a ready connection the plugins decide first, so a
   // refused sender never costs a new upstream connection.
+  ensure_upstream();
   Verdict v;
   std::optional<Reply> early;
   if (rt_->pipeline->has(Stage::mail)) {
-    ensure_upstream();
     bool sent = false;
     if (upstream_->take_ready() && !(tx_.smtputf8 && !upstream_->caps().smtputf8)) {
       auto failed = co_await upstream_->send_mail(tx_);
@@ -363,7 +363,6 @@ asio::awaitable<void> Session::on_mail(const Command& cmd) {
     co_return;
   }
   if (!early) {
-    ensure_upstream();
     if (!upstream_->connected()) {
       Reply r = co_await upstream_->open(tx_.conn);  // a ready pooled connection when there is one
       if (r.code != 250) {

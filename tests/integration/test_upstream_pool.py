@@ -350,6 +350,17 @@ def _after(commands, command):
     return commands[i + 1] if i + 1 < len(commands) else None
 
 
+def _refused_then_delivered(port, sender):
+    """One session: bad@sender.test gets the policy's 550 at MAIL, then `sender`'s message is delivered."""
+    c = open_session(port)
+    try:
+        code, lines = c.cmd("MAIL FROM:<bad@sender.test>")
+        assert (code, lines[-1]) == (550, "550 5.7.1 Sender refused by policy")
+        assert transaction(c, sender=sender)[0] == 250
+    finally:
+        c.close()
+
+
 def test_mail_refused_by_a_plugin_while_the_upstream_answered_is_reset(gateway_factory, sink, tmp_path):
     """With a ready pooled connection, MAIL goes to the upstream before the MAIL plugins decide (they run
     while it answers). A sender a plugin refuses gets the plugin's reply; the upstream hears RSET right
@@ -357,13 +368,7 @@ def test_mail_refused_by_a_plugin_while_the_upstream_answered_is_reset(gateway_f
     gw = _policy_gateway(gateway_factory, sink, tmp_path, pool_size=1)
     assert send_message(gw.port, sender="good@sender.test")[0] == 250
     assert _wait(lambda: sink.count() == 1)
-    c = open_session(gw.port)
-    try:
-        code, lines = c.cmd("MAIL FROM:<bad@sender.test>")
-        assert (code, lines[-1]) == (550, "550 5.7.1 Sender refused by policy")
-        assert transaction(c, sender="good2@sender.test")[0] == 250
-    finally:
-        c.close()
+    _refused_then_delivered(gw.port, "good2@sender.test")
     assert _wait(lambda: sink.count() == 2)
     commands = sink.commands
     assert "MAIL FROM:<bad@sender.test>" in commands, commands  # the early MAIL did go out
@@ -376,13 +381,7 @@ def test_without_a_ready_connection_a_refused_sender_never_reaches_the_upstream(
     """No pooled connection: the MAIL plugins decide first, so a refused sender costs the upstream neither
     a connection nor a command."""
     gw = _policy_gateway(gateway_factory, sink, tmp_path, pool_size=0)
-    c = open_session(gw.port)
-    try:
-        code, lines = c.cmd("MAIL FROM:<bad@sender.test>")
-        assert (code, lines[-1]) == (550, "550 5.7.1 Sender refused by policy")
-        assert transaction(c, sender="good@sender.test")[0] == 250
-    finally:
-        c.close()
+    _refused_then_delivered(gw.port, "good@sender.test")
     assert _wait(lambda: sink.count() == 1)
     assert "MAIL FROM:<bad@sender.test>" not in sink.commands, sink.commands
     assert [m.mail_from for m in sink.messages] == ["good@sender.test"]
